@@ -1,0 +1,89 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+)
+
+// field is one key and value of a JSON event, kept in order so that
+// "event" and "ts" come first.
+type field struct {
+	k string
+	v any
+}
+
+// Printer writes events either as plain lines or as JSON objects, one per
+// line, under one lock.
+type Printer struct {
+	mu   sync.Mutex // protects w
+	w    io.Writer
+	json bool
+	now  func() time.Time
+}
+
+// NewPrinter writes to w; asJSON selects JSON lines.
+func NewPrinter(w io.Writer, asJSON bool) *Printer {
+	return &Printer{w: w, json: asJSON, now: time.Now}
+}
+
+// SetWriter switches the destination (the terminal's writer once readline
+// is up).
+func (p *Printer) SetWriter(w io.Writer) {
+	p.mu.Lock()
+	p.w = w
+	p.mu.Unlock()
+}
+
+// emit prints one event: its JSON form or its plain line. The plain line
+// is prefixed with the time of day unless bare is set.
+func (p *Printer) emit(event string, fields []field, plain string, bare bool) {
+	now := p.now()
+	var b bytes.Buffer
+	if p.json {
+		b.WriteString(`{"event":`)
+		writeJSON(&b, event)
+		b.WriteString(`,"ts":`)
+		writeJSON(&b, now.Format(time.RFC3339Nano))
+		for _, f := range fields {
+			b.WriteByte(',')
+			writeJSON(&b, f.k)
+			b.WriteByte(':')
+			writeJSON(&b, f.v)
+		}
+		b.WriteString("}\n")
+	} else {
+		if !bare {
+			b.WriteString(now.Format("[15:04:05] "))
+		}
+		b.WriteString(plain)
+		if plain == "" || plain[len(plain)-1] != '\n' {
+			b.WriteByte('\n')
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.w.Write(b.Bytes())
+}
+
+func writeJSON(b *bytes.Buffer, v any) {
+	enc, err := json.Marshal(v)
+	if err != nil {
+		enc, _ = json.Marshal(fmt.Sprint(v))
+	}
+	b.Write(enc)
+}
+
+// Error prints an error event.
+func (p *Printer) Error(err error) {
+	p.emit("error", []field{{"text", err.Error()}}, "error: "+err.Error(), false)
+}
+
+// ms converts a duration to fractional milliseconds for JSON.
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+
+// fmtDur prints a duration in milliseconds with 3 decimals, as ping does.
+func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3f ms", ms(d)) }

@@ -1,0 +1,18 @@
+// Package discovery advertises this node over mDNS/DNS-SD and browses for
+// the others, using github.com/grandcat/zeroconf.
+//
+// The service type is _lanchat._tcp in the local. domain. The instance name
+// is the node name plus the first 8 characters of its id, so that two nodes
+// with the same name stay two entries. The SRV record carries the TCP port;
+// the TXT record carries:
+//
+//	v=1        protocol version; other versions are skipped
+//	id=...     node id; entries without one are skipped
+//	name=...   node name at registration time
+//	udp=PORT   the node's UDP port
+//
+// zeroconf reports each instance once per browse and never reports one
+// leaving, so departures are detected by the peer connections, not here;
+// the browse is restarted every BrowseRound so that an instance that could
+// not be reached earlier is reported, and so tried, again.
+package discovery

@@ -1,0 +1,221 @@
+// Command lanchat is a peer-to-peer chat for the local network: nodes find
+// each other over mDNS, hold a TCP stream and a UDP channel to every peer,
+// and let their users chat and run small network commands against each
+// other. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"lanchat/console"
+	"lanchat/discovery"
+	"lanchat/peer"
+	"lanchat/transport"
+)
+
+const version = "0.1.0"
+
+// shutdownTimeout bounds the whole leave: goodbyes, mDNS, goroutines.
+const shutdownTimeout = 3 * time.Second
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+type options struct {
+	name    string
+	port    int
+	ifaces  listFlag
+	peers   listFlag
+	noMDNS  bool
+	json    bool
+	verbose bool
+	version bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("lanchat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.name, "name", defaultName(), "your name as peers see it")
+	fs.IntVar(&o.port, "port", 0, "TCP and UDP port to listen on (0: chosen by the system)")
+	fs.Var(&o.ifaces, "iface", "run mDNS on this interface only (repeatable)")
+	fs.Var(&o.peers, "peer", "connect to this HOST:PORT at start, for networks without multicast (repeatable)")
+	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
+	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
+	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: lanchat [flags]\n\nChat with everyone running lanchat on the local network. Type /help once running.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return o, fs.Parse(args)
+}
+
+// defaultName is user@host, with the short host name.
+func defaultName() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	if name == "" {
+		name = "user"
+	}
+	host, _ := os.Hostname()
+	host, _, _ = strings.Cut(host, ".")
+	if host != "" {
+		name += "@" + host
+	}
+	if transport.CheckName(name) != nil {
+		return "lanchat"
+	}
+	return name
+}
+
+func historyFile() string {
+	dir := os.Getenv("XDG_STATE_HOME")
+	if dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return ""
+		}
+		dir = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(dir, "lanchat", "history")
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	o, err := parseFlags(args, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		return 2
+	}
+	if o.version {
+		fmt.Printf("lanchat %s (protocol %d)\n", version, transport.ProtocolVersion)
+		return 0
+	}
+	if err := transport.CheckName(o.name); err != nil {
+		fmt.Fprintf(os.Stderr, "lanchat: --name: %v\n", err)
+		return 2
+	}
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// zeroconf logs through the standard logger; keep it at debug level.
+	log.SetFlags(0)
+	log.SetOutput(slogWriter{logger})
+
+	if err := start(o, logger); err != nil {
+		fmt.Fprintf(os.Stderr, "lanchat: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func start(o options, logger *slog.Logger) error {
+	var ifaces []net.Interface
+	for _, name := range o.ifaces {
+		ifi, err := net.InterfaceByName(name)
+		if err != nil {
+			return fmt.Errorf("--iface %s: %w", name, err)
+		}
+		ifaces = append(ifaces, *ifi)
+	}
+	tr, err := transport.Listen(o.port)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	node, err := peer.New(peer.Config{Name: o.name, Transport: tr, Logger: logger})
+	if err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	defer stopNode()
+	nodeDone := make(chan struct{})
+	go func() {
+		defer close(nodeDone)
+		node.Run(nodeCtx)
+	}()
+
+	var disc *discovery.Service
+	if !o.noMDNS {
+		disc, err = discovery.Start(nodeCtx, discovery.Config{
+			Name: o.name, ID: node.ID(), Port: tr.TCPPort(), UDPPort: tr.UDPPort(),
+			Ifaces: ifaces, Logger: logger,
+		}, func(e discovery.Entry) {
+			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs})
+		})
+		if err != nil {
+			logger.Warn("mDNS is off: peers must be given with --peer or /connect", "err", err)
+		}
+	}
+	for _, addr := range o.peers {
+		node.ConnectManual(nodeCtx, addr)
+	}
+
+	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	con := console.New(console.Config{
+		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
+		HistoryFile: historyFile(), TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
+		OnRename: func(name string) error {
+			if disc == nil {
+				return nil
+			}
+			return disc.SetName(name)
+		},
+	})
+	runErr := con.Run(ctx)
+
+	// Leave in reverse order: peers are told, mDNS says goodbye, then
+	// every goroutine is stopped.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	node.Leave(sctx, "quit")
+	if disc != nil {
+		disc.Close()
+	}
+	stopNode()
+	select {
+	case <-nodeDone:
+	case <-sctx.Done():
+		logger.Warn("shutdown took too long; exiting anyway")
+	}
+	return runErr
+}
+
+// slogWriter turns standard-log lines into debug records.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)))
+	return len(p), nil
+}

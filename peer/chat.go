@@ -1,0 +1,167 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"lanchat/transport"
+)
+
+// Say sends text to every peer and returns how many it was queued for.
+// Errors name the peers it could not be sent to.
+func (n *Node) Say(text string) (int, error) {
+	if err := transport.CheckText(text); err != nil {
+		return 0, fmt.Errorf("message not sent: %w", err)
+	}
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	if len(ps) == 0 {
+		return 0, fmt.Errorf("message not sent: %w", ErrNoPeers)
+	}
+	m := transport.Chat{MsgID: n.nextMsg.Add(1), Sent: time.Now().UnixNano(), Text: text}
+	var errs []error
+	sent := 0
+	for _, p := range ps {
+		if err := p.conn.Send(m); err != nil {
+			errs = append(errs, fmt.Errorf("not sent to %s: %w", p.info().Name, err))
+			continue
+		}
+		sent++
+	}
+	return sent, errors.Join(errs...)
+}
+
+// Tell sends text to one peer (a name or id prefix) only.
+func (n *Node) Tell(peerArg, text string) (Info, error) {
+	if err := transport.CheckText(text); err != nil {
+		return Info{}, fmt.Errorf("message not sent: %w", err)
+	}
+	p, err := n.lookup(peerArg)
+	if err != nil {
+		return Info{}, err
+	}
+	m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: true, Sent: time.Now().UnixNano(), Text: text}
+	if err := p.conn.Send(m); err != nil {
+		return p.info(), fmt.Errorf("message to %s not sent: %w", p.info().Name, err)
+	}
+	return p.info(), nil
+}
+
+// SetName changes this node's name and tells every peer.
+func (n *Node) SetName(name string) error {
+	if err := transport.CheckName(name); err != nil {
+		return err
+	}
+	n.mu.Lock()
+	n.name = name
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	var errs []error
+	for _, p := range ps {
+		if err := p.conn.Send(transport.Nick{Name: name}); err != nil {
+			errs = append(errs, fmt.Errorf("%s not told: %w", p.info().Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Found is a node that discovery saw.
+type Found struct {
+	Instance string
+	ID       string
+	Addrs    []string // host:port to try, best first
+}
+
+// Discovered dials a node that discovery found, unless it is this node,
+// already connected or being dialled. Failures are logged once per
+// instance and address: discovery repeats itself, the log should not.
+func (n *Node) Discovered(f Found) {
+	<-n.ready
+	if f.ID == n.id || n.leaving.Load() {
+		return
+	}
+	n.mu.Lock()
+	if n.peers[f.ID] != nil || n.dialing[f.ID] {
+		n.mu.Unlock()
+		return
+	}
+	n.dialing[f.ID] = true
+	n.mu.Unlock()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		defer func() {
+			n.mu.Lock()
+			delete(n.dialing, f.ID)
+			n.mu.Unlock()
+		}()
+		var errs []error
+		for _, addr := range f.Addrs {
+			_, err := n.Connect(n.ctx, addr, ViaMDNS, f.ID)
+			if err == nil || errors.Is(err, ErrDuplicate) {
+				return
+			}
+			if n.ctx.Err() != nil {
+				return
+			}
+			errs = append(errs, err)
+		}
+		key := f.Instance + " " + fmt.Sprint(f.Addrs)
+		n.mu.Lock()
+		warned := n.warned[key]
+		n.warned[key] = true
+		n.mu.Unlock()
+		level := n.log.Info
+		if warned {
+			level = n.log.Debug
+		}
+		level("skipping mDNS service: cannot connect", "instance", f.Instance, "err", errors.Join(errs...))
+	}()
+}
+
+// ConnectManual connects to a peer given by hand, retrying with backoff
+// until it succeeds or ctx ends; each failure after the first is logged at
+// debug level only.
+func (n *Node) ConnectManual(ctx context.Context, addr string) {
+	<-n.ready
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		stop := context.AfterFunc(n.ctx, cancel)
+		defer stop()
+		delay := 250 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			_, err := n.Connect(ctx, addr, ViaManual, "")
+			if err == nil || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrSelf) {
+				if errors.Is(err, ErrSelf) {
+					n.emit(Problem{Err: fmt.Errorf("--peer %s: %w", addr, err)})
+				}
+				return
+			}
+			if attempt == 1 {
+				n.emit(Problem{Err: fmt.Errorf("--peer %s: %w; retrying in the background", addr, err)})
+			} else {
+				n.log.Debug("manual peer still unreachable", "addr", addr, "err", err)
+			}
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+			delay = min(2*delay, 10*time.Second)
+		}
+	}()
+}

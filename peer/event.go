@@ -1,0 +1,86 @@
+package peer
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Info is a snapshot of one peer, safe to keep.
+type Info struct {
+	ID      string
+	Name    string
+	Addr    string // the TCP connection's remote host:port
+	UDPAddr string // where datagrams go, once known
+	TCP     string // "up"
+	UDP     string // "ok", "probing" or "no reply"
+	Via     string // "mdns" or "manual"
+	Since   time.Time
+	LastRTT time.Duration // of the last request answered, 0 if none
+}
+
+// ShortID is the first 8 characters of an id, for display.
+func ShortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Event is something the user should hear about. Events arrive in order on
+// Node.Events.
+type Event interface{ isEvent() }
+
+// PeerUp: a connection to a peer was established.
+type PeerUp struct{ Peer Info }
+
+// PeerDown: a peer's connection ended.
+type PeerDown struct {
+	Peer   Info
+	Reason string
+}
+
+// Chat: a chat message arrived.
+type Chat struct {
+	From   Info
+	Text   string
+	Direct bool
+	At     time.Time
+	Sent   time.Time // the sender's clock
+}
+
+// Nick: a peer changed its name.
+type Nick struct {
+	ID       string
+	Old, New string
+}
+
+// Notice: something worth a line that is not an error.
+type Notice struct{ Text string }
+
+// Problem: an error from background work (a manual peer that cannot be
+// reached, a connection refused for a protocol error).
+type Problem struct{ Err error }
+
+func (PeerUp) isEvent()   {}
+func (PeerDown) isEvent() {}
+func (Chat) isEvent()     {}
+func (Nick) isEvent()     {}
+func (Notice) isEvent()   {}
+func (Problem) isEvent()  {}
+
+// Stats counts what the node dropped.
+type Stats struct {
+	BadDatagrams     uint64 // did not decode: bad magic, version or encoding
+	UnknownSenders   uint64 // decoded, but from an id not in the table
+	StrayReplies     uint64 // replies to no pending request (late or forged)
+	DatagramOverruns uint64 // dropped because the node was behind
+}
+
+// udpTarget is where datagrams for a peer go: the address learned from its
+// probes, or else its TCP address with its announced UDP port.
+func udpTarget(learned netip.AddrPort, tcp netip.AddrPort, port uint16) netip.AddrPort {
+	if learned.IsValid() {
+		return learned
+	}
+	return netip.AddrPortFrom(tcp.Addr(), port)
+}

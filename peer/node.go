@@ -1,0 +1,485 @@
+package peer
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lanchat/transport"
+)
+
+// Timeouts.
+const (
+	// HandshakeTimeout bounds the wait for the other side's hello and
+	// welcome: a connection that sends nothing is closed after it.
+	HandshakeTimeout = 5 * time.Second
+	// DialTimeout bounds one TCP connect.
+	DialTimeout = 3 * time.Second
+	// leaveTimeout bounds the goodbye to each peer.
+	leaveTimeout = 2 * time.Second
+)
+
+// Via values: how a connection came about.
+const (
+	ViaMDNS   = "mdns"
+	ViaManual = "manual"
+)
+
+var (
+	// ErrNoPeers is returned when there is nobody to send to.
+	ErrNoPeers = errors.New("no peers connected")
+	// ErrDuplicate is wrapped when a connection is dropped because the
+	// pair already has one.
+	ErrDuplicate = errors.New("already connected")
+	// ErrSelf is wrapped when a node reaches itself.
+	ErrSelf = errors.New("that address is this node")
+)
+
+// NewID returns a random node id: 128 bits in lowercase base32.
+func NewID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
+}
+
+// Config configures a Node.
+type Config struct {
+	ID        string // random when empty
+	Name      string
+	Transport *transport.Transport
+	Logger    *slog.Logger
+}
+
+// Node is this process's member of the chat: it accepts and dials
+// connections, keeps the peer table and answers and sends requests.
+// Its methods are safe for concurrent use.
+type Node struct {
+	id      string
+	session uint64
+	tr      *transport.Transport
+	log     *slog.Logger
+	events  chan Event
+	ctx     context.Context // set by Run; ends every goroutine
+	ready   chan struct{}   // closed when Run has set ctx
+	wg      sync.WaitGroup
+	nextReq atomic.Uint64
+	nextMsg atomic.Uint64
+	leaving atomic.Bool
+
+	mu sync.Mutex // protects following
+	// name is this node's current name.
+	name string
+	// peers is the table: one entry per connected node id.
+	peers map[string]*peer
+	// dialing holds ids (from mDNS) being dialled, to dial each once.
+	dialing map[string]bool
+	// warned holds mDNS instances already reported as unusable.
+	warned map[string]bool
+
+	pmu     sync.Mutex // protects pending
+	pending map[uint64]*pending
+
+	badDatagrams, unknownSenders, strayReplies atomic.Uint64
+}
+
+// New makes a node; Run starts it.
+func New(cfg Config) (*Node, error) {
+	if err := transport.CheckName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("invalid node name: %w", err)
+	}
+	if cfg.ID == "" {
+		cfg.ID = NewID()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var b [8]byte
+	rand.Read(b[:])
+	n := &Node{
+		id:      cfg.ID,
+		session: binary.BigEndian.Uint64(b[:]),
+		tr:      cfg.Transport,
+		log:     cfg.Logger,
+		events:  make(chan Event, 1024),
+		ready:   make(chan struct{}),
+		name:    cfg.Name,
+		peers:   map[string]*peer{},
+		dialing: map[string]bool{},
+		warned:  map[string]bool{},
+		pending: map[uint64]*pending{},
+	}
+	rand.Read(b[:])
+	// Request ids start at a random point so that a late reply to a
+	// previous process is not taken for ours.
+	n.nextReq.Store(binary.BigEndian.Uint64(b[:]) >> 1)
+	return n, nil
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.id }
+
+// Name is this node's current name.
+func (n *Node) Name() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.name
+}
+
+// Events delivers what happens, in order. The channel is never closed;
+// stop reading when Run has returned.
+func (n *Node) Events() <-chan Event { return n.events }
+
+// emit delivers an event; it waits for the reader rather than lose one,
+// until the node stops.
+func (n *Node) emit(e Event) {
+	select {
+	case n.events <- e:
+	case <-n.ctx.Done():
+	}
+}
+
+// Run serves connections and datagrams until ctx is done, then closes every
+// connection and waits for every goroutine it started.
+func (n *Node) Run(ctx context.Context) {
+	n.ctx = ctx
+	close(n.ready)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.tr.Serve(ctx)
+	}()
+	for {
+		select {
+		case c := <-n.tr.Streams():
+			n.wg.Add(1)
+			go func() {
+				defer n.wg.Done()
+				if _, err := n.handshake(c, false, "", ""); err != nil {
+					n.logHandshakeError(c.RemoteAddr(), err)
+				}
+			}()
+		case p := <-n.tr.Packets():
+			n.handleDatagram(p)
+		case <-ctx.Done():
+			n.closeAll()
+			n.wg.Wait()
+			return
+		}
+	}
+}
+
+func (n *Node) logHandshakeError(addr net.Addr, err error) {
+	switch {
+	case errors.Is(err, ErrDuplicate), errors.Is(err, context.Canceled):
+		n.log.Debug("connection not kept", "addr", addr, "err", err)
+	default:
+		n.log.Info("connection refused", "addr", addr, "err", err)
+	}
+}
+
+func (n *Node) closeAll() {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	for _, p := range ps {
+		p.conn.Close()
+	}
+}
+
+// Leave tells every peer that this node is leaving and closes the
+// connections once the goodbye is written and the peer has hung up, within
+// ctx.
+func (n *Node) Leave(ctx context.Context, reason string) {
+	n.leaving.Store(true)
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p.conn.Send(transport.Bye{Reason: reason})
+			p.conn.Shutdown(ctx)
+		}()
+	}
+	wg.Wait()
+}
+
+// Connect dials addr ("host:port") and runs the handshake. expectID, when
+// set, is the id the other end must have.
+func (n *Node) Connect(ctx context.Context, addr, via, expectID string) (Info, error) {
+	<-n.ready
+	if n.leaving.Load() {
+		return Info{}, fmt.Errorf("connect to %s: node is leaving", addr)
+	}
+	nc, err := transport.Dial(ctx, addr, DialTimeout)
+	if err != nil {
+		return Info{}, err
+	}
+	p, err := n.handshake(nc, true, via, expectID)
+	if err != nil {
+		return Info{}, err
+	}
+	return p.info(), nil
+}
+
+// handshake runs the hello exchange on a fresh connection and, when the
+// connection is kept, registers the peer and starts serving it.
+func (n *Node) handshake(nc net.Conn, dialed bool, via, expectID string) (*peer, error) {
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	c := transport.NewConn(nc)
+	remote := nc.RemoteAddr()
+	fail := func(err error) (*peer, error) {
+		c.Close()
+		return nil, err
+	}
+	deadline := time.Now().Add(HandshakeTimeout)
+	viaCode := uint8(0)
+	if via == ViaMDNS {
+		viaCode = 1
+	}
+	hello := transport.Hello{
+		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
+		UDPPort: uint16(n.tr.UDPPort()), Session: n.session, Via: viaCode,
+	}
+	if err := c.Send(hello); err != nil {
+		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
+	}
+	t, payload, err := c.Read(deadline)
+	if err != nil {
+		return fail(fmt.Errorf("handshake with %v: no hello: %w", remote, err))
+	}
+	if t != transport.TypeHello {
+		return fail(fmt.Errorf("handshake with %v: got %v before hello: not a lanchat node", remote, t))
+	}
+	h, err := transport.DecodeHello(payload)
+	if err != nil {
+		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
+	}
+	if h.ID == n.id {
+		return fail(fmt.Errorf("handshake with %v: %w", remote, ErrSelf))
+	}
+	if expectID != "" && h.ID != expectID {
+		return fail(fmt.Errorf("handshake with %v: node id is %s, expected %s", remote, h.ID, expectID))
+	}
+	if !dialed {
+		via = ViaManual
+		if h.Via == 1 {
+			via = ViaMDNS
+		}
+	}
+	var tcpAddr netip.AddrPort
+	if ta, ok := remote.(*net.TCPAddr); ok {
+		tcpAddr = ta.AddrPort()
+	}
+	p := &peer{
+		n: n, conn: c, id: h.ID, session: h.Session, via: via,
+		since: time.Now(), addr: remote.String(),
+		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
+		udpPort: h.UDPPort, name: h.Name, udpState: "probing",
+		done: make(chan struct{}),
+	}
+	var old *peer
+	if n.id < h.ID {
+		// We decide which connection the pair keeps.
+		var ok bool
+		if old, ok = n.admit(p, false); !ok {
+			c.Send(transport.Welcome{Status: transport.WelcomeDuplicate})
+			sctx, cancel := context.WithTimeout(n.ctx, time.Second)
+			c.Shutdown(sctx)
+			cancel()
+			c.Close()
+			return nil, fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID))
+		}
+		if err := c.Send(transport.Welcome{Status: transport.WelcomeOK}); err != nil {
+			n.remove(p)
+			return fail(fmt.Errorf("handshake with %v: %w", remote, err))
+		}
+	} else {
+		t, payload, err := c.Read(deadline)
+		if err != nil {
+			return fail(fmt.Errorf("handshake with %v: no welcome: %w", remote, err))
+		}
+		if t != transport.TypeWelcome {
+			return fail(fmt.Errorf("handshake with %v: got %v instead of welcome", remote, t))
+		}
+		w, err := transport.DecodeWelcome(payload)
+		if err != nil {
+			return fail(fmt.Errorf("handshake with %v: %w", remote, err))
+		}
+		switch w.Status {
+		case transport.WelcomeOK:
+		case transport.WelcomeDuplicate:
+			return fail(fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID)))
+		default:
+			return fail(fmt.Errorf("handshake with %v: refused: %s", remote, w.Reason))
+		}
+		old, _ = n.admit(p, true)
+	}
+	if old != nil {
+		// The node restarted, or its old connection died unnoticed: the
+		// new one wins. Only a new session is worth telling the user.
+		old.conn.Close()
+		if old.session != p.session {
+			n.emit(PeerDown{Peer: old.info(), Reason: "restarted"})
+		}
+	}
+	n.emit(PeerUp{Peer: p.info()})
+	n.wg.Add(2)
+	go n.serve(p)
+	go p.probeUDP()
+	return p, nil
+}
+
+// admit puts p in the table. Without force it refuses when a connection to
+// the same session of that node is already there. It returns the entry p
+// replaced.
+func (n *Node) admit(p *peer, force bool) (old *peer, ok bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old = n.peers[p.id]
+	if old != nil && !force && old.session == p.session {
+		return nil, false
+	}
+	n.peers[p.id] = p
+	return old, true
+}
+
+// remove takes p out of the table if it is still the current entry.
+func (n *Node) remove(p *peer) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.peers[p.id] != p {
+		return false
+	}
+	delete(n.peers, p.id)
+	return true
+}
+
+// serve reads p's connection until it ends, then reports the peer gone.
+func (n *Node) serve(p *peer) {
+	defer n.wg.Done()
+	reason := p.readLoop()
+	p.conn.Close()
+	close(p.done)
+	if n.remove(p) {
+		n.emit(PeerDown{Peer: p.info(), Reason: reason})
+	}
+}
+
+// Peers returns a snapshot of the table, sorted by name then id.
+func (n *Node) Peers() []Info {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	out := make([]Info, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.info())
+	}
+	slices.SortFunc(out, func(a, b Info) int {
+		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
+	})
+	return out
+}
+
+// PeerNames returns the names of the connected peers, for completion.
+func (n *Node) PeerNames() []string {
+	var names []string
+	for _, p := range n.Peers() {
+		names = append(names, p.Name)
+	}
+	return names
+}
+
+// Stats returns the drop counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		BadDatagrams:     n.badDatagrams.Load(),
+		UnknownSenders:   n.unknownSenders.Load(),
+		StrayReplies:     n.strayReplies.Load(),
+		DatagramOverruns: n.tr.Overruns(),
+	}
+}
+
+// lookup finds a peer by name or id prefix.
+func (n *Node) lookup(arg string) (*peer, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var byName, byID []*peer
+	for _, p := range n.peers {
+		p.mu.Lock()
+		name := p.name
+		p.mu.Unlock()
+		if name == arg {
+			byName = append(byName, p)
+		}
+		if strings.HasPrefix(p.id, strings.ToLower(arg)) {
+			byID = append(byID, p)
+		}
+	}
+	switch {
+	case len(byName) == 1:
+		return byName[0], nil
+	case len(byName) > 1:
+		return nil, fmt.Errorf("%q is the name of %d peers: give an id prefix instead (%s)", arg, len(byName), describe(byName))
+	case len(byID) == 1:
+		return byID[0], nil
+	case len(byID) > 1:
+		return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
+	case len(n.peers) == 0:
+		return nil, fmt.Errorf("unknown peer %q: %w", arg, ErrNoPeers)
+	}
+	all := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		all = append(all, p)
+	}
+	return nil, fmt.Errorf("unknown peer %q; known peers: %s", arg, describe(all))
+}
+
+// Resolve finds a connected peer by name, or by id prefix when names clash.
+func (n *Node) Resolve(arg string) (Info, error) {
+	p, err := n.lookup(arg)
+	if err != nil {
+		return Info{}, err
+	}
+	return p.info(), nil
+}
+
+// describe lists peers as "name (id prefix)", sorted; it runs under n.mu,
+// so it takes each peer's lock only briefly.
+func describe(ps []*peer) string {
+	var s []string
+	for _, p := range ps {
+		p.mu.Lock()
+		s = append(s, fmt.Sprintf("%s (%s)", p.name, ShortID(p.id)))
+		p.mu.Unlock()
+	}
+	slices.Sort(s)
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,243 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"time"
+
+	"lanchat/transport"
+)
+
+// Transports a request can use.
+const (
+	TCP = "tcp"
+	UDP = "udp"
+)
+
+const (
+	// tcpRequestTimeout bounds a request over TCP.
+	tcpRequestTimeout = 5 * time.Second
+	// udpFirstWait is how long the first UDP attempt waits; each retry
+	// waits twice as long as the one before.
+	udpFirstWait = 250 * time.Millisecond
+	udpAttempts  = 4
+)
+
+type reply struct {
+	msg transport.Message
+	at  time.Time
+}
+
+// pending is a request waiting for its reply.
+type pending struct {
+	peerID string
+	sentAt time.Time
+	ch     chan<- attemptReply
+}
+
+type attemptReply struct {
+	reply
+	sentAt time.Time
+}
+
+// complete hands a reply to the request waiting for it. Replies from
+// another peer than the one asked, or to no pending request, are counted
+// and dropped.
+func (n *Node) complete(from string, m transport.Message, at time.Time) {
+	var id uint64
+	switch m := m.(type) {
+	case transport.TimeResp:
+		id = m.ReqID
+	case transport.Echo:
+		id = m.ReqID
+	}
+	n.pmu.Lock()
+	pd := n.pending[id]
+	if pd == nil || pd.peerID != from {
+		n.pmu.Unlock()
+		n.strayReplies.Add(1)
+		return
+	}
+	delete(n.pending, id)
+	n.pmu.Unlock()
+	select {
+	case pd.ch <- attemptReply{reply{m, at}, pd.sentAt}:
+	default:
+	}
+}
+
+// request sends the message build makes over the chosen transport and
+// waits for the reply. Over UDP it retries with a new request id each time.
+func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqID uint64, now time.Time) transport.Message) (attemptReply, error) {
+	attempts, wait := 1, tcpRequestTimeout
+	if via == UDP {
+		attempts, wait = udpAttempts, udpFirstWait
+	}
+	ch := make(chan attemptReply, attempts)
+	var ids []uint64
+	defer func() {
+		n.pmu.Lock()
+		for _, id := range ids {
+			delete(n.pending, id)
+		}
+		n.pmu.Unlock()
+	}()
+	start := time.Now()
+	for i := 0; i < attempts; i++ {
+		id := n.nextReq.Add(1)
+		ids = append(ids, id)
+		now := time.Now()
+		m := build(id, now)
+		// Register before sending: the reply may beat the return of Send.
+		n.pmu.Lock()
+		n.pending[id] = &pending{peerID: p.id, sentAt: now, ch: ch}
+		n.pmu.Unlock()
+		var err error
+		if via == UDP {
+			err = n.sendDatagram(p.udpTarget(), m)
+		} else {
+			err = p.conn.Send(m)
+		}
+		if err != nil {
+			return attemptReply{}, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case r := <-ch:
+			t.Stop()
+			p.setRTT(r.at.Sub(r.sentAt))
+			return r, nil
+		case <-t.C:
+		case <-p.done:
+			t.Stop()
+			return attemptReply{}, fmt.Errorf("connection to %s closed before the reply", p.info().Name)
+		case <-ctx.Done():
+			t.Stop()
+			return attemptReply{}, ctx.Err()
+		}
+		wait *= 2
+	}
+	took := time.Since(start).Round(time.Millisecond)
+	if via == UDP {
+		return attemptReply{}, fmt.Errorf("request timed out: no reply over udp after %d tries in %v", attempts, took)
+	}
+	return attemptReply{}, fmt.Errorf("request timed out: no reply over tcp in %v", took)
+}
+
+// TimeResult is the outcome of a time query.
+type TimeResult struct {
+	Peer      Info
+	Transport string
+	// PeerTime is the peer's clock when it replied, in the peer's zone.
+	PeerTime time.Time
+	// Offset is how far the peer's clock is ahead of ours; RTT is the
+	// round-trip delay less the peer's processing time (NTP's delay).
+	Offset, RTT time.Duration
+}
+
+// Offset and delay from NTP's four timestamps: t1 request sent, t2 request
+// received, t3 reply sent, t4 reply received.
+func Offset(t1, t2, t3, t4 int64) time.Duration {
+	return time.Duration(((t2 - t1) + (t3 - t4)) / 2)
+}
+
+// Delay is the round trip less the time the peer held the request.
+func Delay(t1, t2, t3, t4 int64) time.Duration {
+	return time.Duration((t4 - t1) - (t3 - t2))
+}
+
+// Time asks peer (a name or id prefix) for its clock.
+func (n *Node) Time(ctx context.Context, peerArg, via string) (TimeResult, error) {
+	p, err := n.lookup(peerArg)
+	if err != nil {
+		return TimeResult{}, err
+	}
+	return n.timeOf(ctx, p, via)
+}
+
+// TimeAll asks every peer for its clock, concurrently, and returns the
+// results in table order with one error per failed peer.
+func (n *Node) TimeAll(ctx context.Context, via string, each func(TimeResult, error)) error {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	if len(ps) == 0 {
+		return ErrNoPeers
+	}
+	type res struct {
+		r   TimeResult
+		err error
+	}
+	out := make(chan res, len(ps))
+	for _, p := range ps {
+		go func() {
+			r, err := n.timeOf(ctx, p, via)
+			if err != nil {
+				err = fmt.Errorf("time %s: %w", p.info().Name, err)
+			}
+			out <- res{r, err}
+		}()
+	}
+	for range ps {
+		r := <-out
+		each(r.r, r.err)
+	}
+	return nil
+}
+
+func (n *Node) timeOf(ctx context.Context, p *peer, via string) (TimeResult, error) {
+	r, err := n.request(ctx, p, via, func(id uint64, now time.Time) transport.Message {
+		return transport.TimeReq{ReqID: id, T1: now.UnixNano()}
+	})
+	if err != nil {
+		return TimeResult{}, err
+	}
+	m := r.msg.(transport.TimeResp)
+	if m.T1 != r.sentAt.UnixNano() {
+		return TimeResult{}, fmt.Errorf("reply does not echo our send time: dropped")
+	}
+	t4 := r.at.UnixNano()
+	return TimeResult{
+		Peer:      p.info(),
+		Transport: via,
+		PeerTime:  time.Unix(0, m.T3).In(time.FixedZone(m.Zone, int(m.ZoneOffset))),
+		Offset:    Offset(m.T1, m.T2, m.T3, t4),
+		RTT:       Delay(m.T1, m.T2, m.T3, t4),
+	}, nil
+}
+
+// EchoResult is the outcome of one echo.
+type EchoResult struct {
+	Peer      Info
+	Transport string
+	Sent      []byte
+	Got       []byte
+	RTT       time.Duration
+	OK        bool // Got equals Sent
+}
+
+// Echo sends payload to peer and waits for it to come back.
+func (n *Node) Echo(ctx context.Context, peerArg, via string, payload []byte) (EchoResult, error) {
+	if len(payload) > transport.MaxPayload {
+		return EchoResult{}, fmt.Errorf("echo payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
+	}
+	p, err := n.lookup(peerArg)
+	if err != nil {
+		return EchoResult{}, err
+	}
+	r, err := n.request(ctx, p, via, func(id uint64, _ time.Time) transport.Message {
+		return transport.Echo{ReqID: id, Payload: payload}
+	})
+	if err != nil {
+		return EchoResult{}, err
+	}
+	got := r.msg.(transport.Echo).Payload
+	return EchoResult{
+		Peer: p.info(), Transport: via, Sent: payload, Got: got,
+		RTT: r.at.Sub(r.sentAt), OK: bytes.Equal(got, payload),
+	}, nil
+}

@@ -1,0 +1,33 @@
+// Package transport owns lanchat's sockets and wire format: the TCP
+// listener and the UDP socket a node binds, the length-prefixed frames
+// carried on TCP streams, the datagrams carried over UDP, and the binary
+// encoding of every message.
+//
+// # Frames (TCP)
+//
+// A frame is a 4-byte big-endian length N followed by N bytes: one byte of
+// frame type and N-1 bytes of payload. N is at least 1 and at most
+// MaxFrame (64 KiB). A reader skips frames of a type it does not know, so
+// later versions can add messages; a frame that is too long or a payload
+// that does not decode is a protocol error and the connection is closed.
+//
+// # Datagrams (UDP)
+//
+// A datagram is the 2-byte magic "LC", a protocol version byte, a type
+// byte (the same numbering as frame types), the sender's node id (uvarint
+// length and bytes), then the payload. Every request and response payload
+// starts with its 8-byte request id, so a datagram carries sender, type and
+// request id. Datagrams with a bad magic, version or encoding are dropped.
+//
+// # Encoding
+//
+// Integers are big-endian and fixed width; strings and byte strings are a
+// uvarint length followed by the bytes. Decoders ignore trailing bytes, so
+// a message may grow new fields at its end without a version bump.
+//
+// Conn wraps an accepted or dialled stream: reads are done by its owner,
+// writes go through a queue drained by one writer goroutine that coalesces
+// queued frames into a single write and flushes when the queue is empty.
+// The framing is independent of the stream, so a TLS connection can be
+// wrapped the same way.
+package transport
