@@ -64,7 +64,7 @@ func (c *Console) cmdHelp(_ context.Context, _ []string, _ string) error {
 	b.WriteString("PEER is a peer's name, or a prefix of its id when names clash.\n")
 	var list []map[string]string
 	for _, cmd := range commands {
-		fmt.Fprintf(&b, "  %-70s %s\n", cmd.usage, cmd.help)
+		fmt.Fprintf(&b, "  %s\n      %s\n", cmd.usage, cmd.help)
 		list = append(list, map[string]string{"usage": cmd.usage, "help": cmd.help})
 	}
 	c.out.emit("help", []field{{"commands", list}}, strings.TrimRight(b.String(), "\n"), true)
@@ -319,7 +319,7 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 	var list []map[string]any
 	var b strings.Builder
 	if len(ps) == 0 {
-		b.WriteString("no peers connected")
+		b.WriteString("no peers connected\n")
 	} else {
 		fmt.Fprintf(&b, "%-20s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
 	}

@@ -253,7 +253,9 @@ func (n *Node) handshake(nc net.Conn, dialed bool, via, expectID string) (*peer,
 	c := transport.NewConn(nc)
 	remote := nc.RemoteAddr()
 	fail := func(err error) (*peer, error) {
-		c.Close()
+		// Our hello may still be queued; the other side needs it to
+		// learn why (a node dialling itself learns it from our hello).
+		c.FlushClose(100 * time.Millisecond)
 		return nil, err
 	}
 	deadline := time.Now().Add(HandshakeTimeout)
@@ -308,10 +310,7 @@ func (n *Node) handshake(nc net.Conn, dialed bool, via, expectID string) (*peer,
 		var ok bool
 		if old, ok = n.admit(p, false); !ok {
 			c.Send(transport.Welcome{Status: transport.WelcomeDuplicate})
-			sctx, cancel := context.WithTimeout(n.ctx, time.Second)
-			c.Shutdown(sctx)
-			cancel()
-			c.Close()
+			c.FlushClose(time.Second)
 			return nil, fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID))
 		}
 		if err := c.Send(transport.Welcome{Status: transport.WelcomeOK}); err != nil {
@@ -350,7 +349,10 @@ func (n *Node) handshake(nc net.Conn, dialed bool, via, expectID string) (*peer,
 	n.emit(PeerUp{Peer: p.info()})
 	n.wg.Add(2)
 	go n.serve(p)
-	go p.probeUDP()
+	// The other side registers only after our welcome, so as decider we
+	// let it probe first: our early probes would reach it as an unknown
+	// sender.
+	go p.probeUDP(n.id < h.ID)
 	return p, nil
 }
 

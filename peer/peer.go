@@ -175,12 +175,30 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 }
 
 // probeUDP opens the datagram channel: probes at growing intervals until
-// one is acknowledged or the connection ends.
-func (p *peer) probeUDP() {
+// one is acknowledged or the connection ends. With holdOff it first waits
+// for the peer's probe, which makes it send its own at once.
+func (p *peer) probeUDP(holdOff bool) {
 	defer p.n.wg.Done()
+	if holdOff {
+		t := time.NewTimer(300 * time.Millisecond)
+		select {
+		case <-t.C:
+		case <-p.done:
+			t.Stop()
+			return
+		}
+	}
+	udpOK := func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.udpState == "ok"
+	}
 	interval := 100 * time.Millisecond
 	const tries = 8
 	for i := 0; i < tries; i++ {
+		if udpOK() {
+			return
+		}
 		p.n.sendDatagram(p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
 		t := time.NewTimer(interval)
 		select {
@@ -189,13 +207,10 @@ func (p *peer) probeUDP() {
 			t.Stop()
 			return
 		}
-		p.mu.Lock()
-		ok := p.udpState == "ok"
-		p.mu.Unlock()
-		if ok {
-			return
-		}
 		interval = min(2*interval, 2*time.Second)
+	}
+	if udpOK() {
+		return
 	}
 	p.mu.Lock()
 	p.udpState = "no reply"

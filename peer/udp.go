@@ -40,12 +40,17 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 	case transport.Probe:
 		p.mu.Lock()
 		p.udpAddr = from
+		wasOK := p.udpState == "ok"
 		if m.Ack {
 			p.udpState = "ok"
 		}
 		p.mu.Unlock()
 		if !m.Ack {
 			n.sendDatagram(from, transport.Probe{Ack: true, Nonce: m.Nonce})
+			if !wasOK {
+				// Prove the path our way too, without waiting for our prober.
+				n.sendDatagram(from, transport.Probe{Nonce: n.nextReq.Add(1)})
+			}
 		}
 	case transport.TimeReq:
 		n.sendDatagram(from, timeReply(m, pkt.Time))

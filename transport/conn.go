@@ -30,6 +30,7 @@ type Conn struct {
 	stop     chan struct{} // closed to ask the writer to flush and exit
 	abort    chan struct{} // closed to make the writer exit at once
 	done     chan struct{} // closed when the writer has exited
+	flushed  chan struct{} // closed when the writer has flushed and half-closed on stop
 	stopOnce sync.Once
 	abrtOnce sync.Once
 
@@ -42,12 +43,13 @@ type Conn struct {
 // connection is closed or shut down.
 func NewConn(nc net.Conn) *Conn {
 	c := &Conn{
-		nc:    nc,
-		br:    bufio.NewReaderSize(nc, 32<<10),
-		queue: make(chan []byte, sendQueue),
-		stop:  make(chan struct{}),
-		abort: make(chan struct{}),
-		done:  make(chan struct{}),
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, 32<<10),
+		queue:   make(chan []byte, sendQueue),
+		stop:    make(chan struct{}),
+		abort:   make(chan struct{}),
+		done:    make(chan struct{}),
+		flushed: make(chan struct{}),
 	}
 	go c.writer()
 	return c
@@ -157,6 +159,7 @@ func (c *Conn) writer() {
 			if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 				tc.CloseWrite()
 			}
+			close(c.flushed)
 			<-c.abort
 			return
 		case <-c.abort:
@@ -196,6 +199,20 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 		c.Close()
 		return ctx.Err()
 	}
+}
+
+// FlushClose writes what is queued (waiting at most timeout) and closes,
+// without waiting for the peer: for refusing a connection with a reason.
+func (c *Conn) FlushClose(timeout time.Duration) {
+	c.stopOnce.Do(func() { close(c.stop) })
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-c.flushed:
+	case <-c.done:
+	case <-t.C:
+	}
+	c.Close()
 }
 
 // Done is closed once the writer has ended and the connection is closed.

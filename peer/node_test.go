@@ -1,0 +1,413 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"lanchat/transport"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// wait is the generous bound for events in tests; nothing asserts speed.
+const wait = 10 * time.Second
+
+type testNode struct {
+	*Node
+	tr     *transport.Transport
+	events chan Event
+}
+
+func startNode(t *testing.T, name string) *testNode {
+	t.Helper()
+	tr, err := transport.Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	n, err := New(Config{Name: name, Transport: tr, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{Node: n, tr: tr, events: make(chan Event, 1000)}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); n.Run(ctx) }()
+	// Copy events into a channel the test owns, so that none is lost
+	// while the test is not looking.
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case e := <-n.Events():
+				tn.events <- e
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		tr.Close()
+	})
+	return tn
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func (n *testNode) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.tr.TCPPort()) }
+
+// next waits for the next event that match accepts, skipping others.
+func next[E Event](t *testing.T, n *testNode, match func(E) bool) E {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		select {
+		case e := <-n.events:
+			if ev, ok := e.(E); ok && (match == nil || match(ev)) {
+				return ev
+			}
+		case <-deadline:
+			var zero E
+			t.Fatalf("%s: no %T within %v", n.Name(), zero, wait)
+			return zero
+		}
+	}
+}
+
+func connected(t *testing.T, a, b *testNode) {
+	t.Helper()
+	if _, err := a.Connect(context.Background(), b.addr(), ViaManual, ""); err != nil {
+		t.Fatal(err)
+	}
+	next(t, a, func(e PeerUp) bool { return e.Peer.ID == b.ID() })
+	next(t, b, func(e PeerUp) bool { return e.Peer.ID == a.ID() })
+}
+
+func TestChatAndDirect(t *testing.T) {
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
+	connected(t, a, b)
+	connected(t, a, c)
+	if n, err := a.Say("hello all"); err != nil || n != 2 {
+		t.Fatalf("Say = %d, %v", n, err)
+	}
+	for _, n := range []*testNode{b, c} {
+		m := next[Chat](t, n, nil)
+		if m.Text != "hello all" || m.Direct || m.From.ID != a.ID() || m.From.Name != "alice" {
+			t.Fatalf("%s got %+v", n.Name(), m)
+		}
+	}
+	if _, err := a.Tell("bob", "psst"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Say("after"); err != nil {
+		t.Fatal(err)
+	}
+	if m := next[Chat](t, b, nil); m.Text != "psst" || !m.Direct {
+		t.Fatalf("bob got %+v", m)
+	}
+	// TCP keeps order: if carol's next message is "after", she never got psst.
+	if m := next[Chat](t, c, nil); m.Text != "after" {
+		t.Fatalf("carol got %+v", m)
+	}
+}
+
+func TestTimeAndEchoBothTransports(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	connected(t, a, b)
+	ctx := context.Background()
+	for _, via := range []string{TCP, UDP} {
+		r, err := a.Time(ctx, "bob", via)
+		if err != nil {
+			t.Fatalf("time over %s: %v", via, err)
+		}
+		if r.Offset.Abs() > 5*time.Millisecond || r.RTT <= 0 || r.Transport != via || r.Peer.Name != "bob" {
+			t.Fatalf("time over %s: %+v", via, r)
+		}
+		e, err := a.Echo(ctx, b.ID()[:6], via, []byte("hello"))
+		if err != nil {
+			t.Fatalf("echo over %s: %v", via, err)
+		}
+		if !e.OK || string(e.Got) != "hello" || e.RTT <= 0 {
+			t.Fatalf("echo over %s: %+v", via, e)
+		}
+	}
+	big := make([]byte, transport.MaxPayload)
+	for i := range big {
+		big[i] = byte(i)
+	}
+	for _, via := range []string{TCP, UDP} {
+		if e, err := a.Echo(ctx, "bob", via, big); err != nil || !e.OK {
+			t.Fatalf("big echo over %s: %v %v", via, err, e.OK)
+		}
+	}
+	if _, err := a.Echo(ctx, "bob", TCP, make([]byte, transport.MaxPayload+1)); !errors.Is(err, transport.ErrTooLong) {
+		t.Fatalf("oversized echo: %v", err)
+	}
+}
+
+func TestOffsetAndDelay(t *testing.T) {
+	tests := []struct {
+		name           string
+		t1, t2, t3, t4 int64
+		offset, delay  time.Duration
+	}{
+		{"same clock", 100, 150, 160, 210, 0, 100},
+		{"peer ahead by 1000", 100, 1150, 1160, 210, 1000, 100},
+		{"peer behind by 500", 1000, 550, 560, 1110, -500, 100},
+		{"asymmetric path", 0, 30, 30, 40, 10, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Offset(tt.t1, tt.t2, tt.t3, tt.t4); got != tt.offset {
+				t.Errorf("offset = %v, want %v", got, tt.offset)
+			}
+			if got := Delay(tt.t1, tt.t2, tt.t3, tt.t4); got != tt.delay {
+				t.Errorf("delay = %v, want %v", got, tt.delay)
+			}
+		})
+	}
+}
+
+// Both ends dialling each other at the same moment must end with one
+// connection and one join on each side.
+func TestSimultaneousDialKeepsOne(t *testing.T) {
+	for i := 0; i < 10; i++ {
+		a, b := startNode(t, "alice"), startNode(t, "bob")
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); a.Connect(context.Background(), b.addr(), ViaManual, "") }()
+		go func() { defer wg.Done(); b.Connect(context.Background(), a.addr(), ViaManual, "") }()
+		wg.Wait()
+		next(t, a, func(e PeerUp) bool { return true })
+		next(t, b, func(e PeerUp) bool { return true })
+		// Give a flapping implementation time to show itself.
+		time.Sleep(50 * time.Millisecond)
+		for _, n := range []*testNode{a, b} {
+			select {
+			case e := <-n.events:
+				t.Fatalf("%s: unexpected event after the join: %#v", n.Name(), e)
+			default:
+			}
+			if ps := n.Peers(); len(ps) != 1 {
+				t.Fatalf("%s has %d peers", n.Name(), len(ps))
+			}
+		}
+		pa, pb := a.Peers()[0], b.Peers()[0]
+		if !sameConn(a, pa, b, pb) {
+			t.Fatalf("the two sides kept different connections: %s sees %s, %s sees %s", a.Name(), pa.Addr, b.Name(), pb.Addr)
+		}
+		if _, err := a.Say("one"); err != nil {
+			t.Fatal(err)
+		}
+		next(t, b, func(e Chat) bool { return e.Text == "one" })
+	}
+}
+
+// sameConn checks that the remote address each side sees is the other
+// side's end of one connection.
+func sameConn(a *testNode, pa Info, b *testNode, pb Info) bool {
+	a.mu.Lock()
+	ca := a.peers[pa.ID].conn
+	a.mu.Unlock()
+	b.mu.Lock()
+	cb := b.peers[pb.ID].conn
+	b.mu.Unlock()
+	return ca.LocalAddr().String() == cb.RemoteAddr().String() && cb.LocalAddr().String() == ca.RemoteAddr().String()
+}
+
+func TestDuplicateConnectIsRefused(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	connected(t, a, b)
+	_, err1 := a.Connect(context.Background(), b.addr(), ViaManual, "")
+	_, err2 := b.Connect(context.Background(), a.addr(), ViaManual, "")
+	if !errors.Is(err1, ErrDuplicate) || !errors.Is(err2, ErrDuplicate) {
+		t.Fatalf("errors %v, %v, want ErrDuplicate", err1, err2)
+	}
+	if _, err := a.Connect(context.Background(), a.addr(), ViaManual, ""); !errors.Is(err, ErrSelf) {
+		t.Fatalf("self connect: %v", err)
+	}
+	if _, err := a.Say("still"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, b, func(e Chat) bool { return e.Text == "still" })
+}
+
+func TestLeaveAndLoss(t *testing.T) {
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
+	connected(t, a, b)
+	connected(t, a, c)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	b.Leave(ctx, "quit")
+	if d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() }); d.Reason != "quit" {
+		t.Fatalf("reason %q", d.Reason)
+	}
+	// A connection that dies without a goodbye.
+	c.closeAll()
+	d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == c.ID() })
+	if d.Reason == "quit" {
+		t.Fatalf("reason %q for a lost connection", d.Reason)
+	}
+	if len(a.Peers()) != 0 {
+		t.Fatalf("peers left: %v", a.Peers())
+	}
+}
+
+func TestNickAndResolve(t *testing.T) {
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "bob")
+	connected(t, a, b)
+	connected(t, a, c)
+	if _, err := a.Resolve("bob"); err == nil || !strings.Contains(err.Error(), "id prefix") {
+		t.Fatalf("ambiguous name: %v", err)
+	}
+	if p, err := a.Resolve(c.ID()[:8]); err != nil || p.ID != c.ID() {
+		t.Fatalf("id prefix: %v %v", p, err)
+	}
+	if _, err := a.Resolve("nobody"); err == nil || !strings.Contains(err.Error(), "known peers: bob") {
+		t.Fatalf("unknown: %v", err)
+	}
+	if err := c.SetName("carol"); err != nil {
+		t.Fatal(err)
+	}
+	n := next(t, a, func(e Nick) bool { return true })
+	if n.Old != "bob" || n.New != "carol" || n.ID != c.ID() {
+		t.Fatalf("nick event %+v", n)
+	}
+	if p, err := a.Resolve("carol"); err != nil || p.ID != c.ID() {
+		t.Fatalf("after nick: %v %v", p, err)
+	}
+	if err := a.SetName("bad name"); err == nil {
+		t.Fatal("a name with a space was accepted")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	connected(t, a, b)
+
+	tests := []struct {
+		name string
+		send []byte
+	}{
+		{"silent client", nil},
+		{"garbage", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
+		{"4 GiB frame header", []byte{0xff, 0xff, 0xff, 0xff, byte(transport.TypeHello)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", a.addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			c.Write(tt.send)
+			c.SetReadDeadline(time.Now().Add(HandshakeTimeout + 5*time.Second))
+			// The node sends its hello, then must close the connection.
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("connection not closed by the node: %v", err)
+			}
+		})
+	}
+
+	// Junk datagrams are dropped and counted; forged senders too.
+	u, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", a.tr.UDPPort()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	for i := 0; i < 200; i++ {
+		u.Write([]byte(fmt.Sprintf("junk %d", i)))
+	}
+	forged, _ := transport.AppendDatagram(nil, "no-such-node", transport.TimeReq{ReqID: 1})
+	u.Write(forged)
+	reply, _ := transport.AppendDatagram(nil, b.ID(), transport.TimeResp{ReqID: 12345})
+	u.Write(reply)
+	deadline := time.Now().Add(wait)
+	for {
+		st := a.Stats()
+		if st.BadDatagrams+st.DatagramOverruns >= 200 && st.UnknownSenders >= 1 && st.StrayReplies >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The real peer is undisturbed.
+	if _, err := a.Time(context.Background(), "bob", UDP); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Say("fine"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, a, func(e Chat) bool { return e.Text == "fine" })
+}
+
+// A peer whose frames do not decode is dropped; the others stay.
+func TestMalformedFrameClosesOnlyThatPeer(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	connected(t, a, b)
+	// A hand-made client that passes the handshake, then sends a broken chat.
+	nc, err := net.Dial("tcp", a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	c := transport.NewConn(nc)
+	defer c.Close()
+	id := "zzzzzzzz-evil" // sorts after any base32 id: a is the decider
+	c.Send(transport.Hello{Version: transport.ProtocolVersion, ID: id, Name: "evil", UDPPort: 1})
+	for {
+		typ, _, err := c.Read(time.Now().Add(wait))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if typ == transport.TypeWelcome {
+			break
+		}
+	}
+	next(t, a, func(e PeerUp) bool { return e.Peer.ID == id })
+	raw := []byte{0, 0, 0, 3, byte(transport.TypeChat), 0xff, 0xff}
+	nc.Write(raw)
+	d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == id })
+	if !strings.Contains(d.Reason, "protocol error") {
+		t.Fatalf("reason %q", d.Reason)
+	}
+	if _, err := b.Say("unaffected"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, a, func(e Chat) bool { return e.Text == "unaffected" })
+}
+
+func TestUDPTarget(t *testing.T) {
+	tcp := netip.MustParseAddrPort("10.0.0.2:5000")
+	if got := udpTarget(netip.AddrPort{}, tcp, 6000); got.String() != "10.0.0.2:6000" {
+		t.Fatal(got)
+	}
+	learned := netip.MustParseAddrPort("10.0.0.2:7000")
+	if got := udpTarget(learned, tcp, 6000); got != learned {
+		t.Fatal(got)
+	}
+}
