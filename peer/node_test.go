@@ -29,7 +29,7 @@ type testNode struct {
 	events chan Event
 }
 
-func startNode(t *testing.T, name string) *testNode {
+func startNode(t testing.TB, name string) *testNode {
 	t.Helper()
 	tr, err := transport.Listen(0)
 	if err != nil {
@@ -69,7 +69,7 @@ func startNode(t *testing.T, name string) *testNode {
 	return tn
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
