@@ -7,7 +7,7 @@ import (
 
 // ProtocolVersion is carried in the TCP hello, in every datagram and in the
 // mDNS TXT record; nodes of another version are refused.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Magic opens every hello, so a connection to something that is not
 // lanchat fails at its first frame.
