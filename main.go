@@ -43,13 +43,13 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 type options struct {
 	identity string
 	name     string
-	port    int
-	ifaces  listFlag
-	peers   listFlag
-	noMDNS  bool
-	json    bool
-	verbose bool
-	version bool
+	port     int
+	ifaces   listFlag
+	peers    listFlag
+	noMDNS   bool
+	json     bool
+	verbose  bool
+	version  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {

@@ -19,8 +19,8 @@ type Info struct {
 	// Trust is what the known-peers file says of this name and id.
 	Trust       identity.Trust
 	Fingerprint string
-	Since   time.Time
-	LastRTT time.Duration // of the last request answered, 0 if none
+	Since       time.Time
+	LastRTT     time.Duration // of the last request answered, 0 if none
 }
 
 // ShortID is the first 8 characters of an id, for display.

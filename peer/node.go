@@ -71,15 +71,15 @@ type Node struct {
 	tlsConf  *tls.Config
 	insecure bool
 	session  uint64
-	tr      *transport.Transport
-	log     *slog.Logger
-	events  chan Event
-	ctx     context.Context // set by Run; ends every goroutine
-	ready   chan struct{}   // closed when Run has set ctx
-	wg      sync.WaitGroup
-	nextReq atomic.Uint64
-	nextMsg atomic.Uint64
-	leaving atomic.Bool
+	tr       *transport.Transport
+	log      *slog.Logger
+	events   chan Event
+	ctx      context.Context // set by Run; ends every goroutine
+	ready    chan struct{}   // closed when Run has set ctx
+	wg       sync.WaitGroup
+	nextReq  atomic.Uint64
+	nextMsg  atomic.Uint64
+	leaving  atomic.Bool
 
 	mu sync.Mutex // protects following
 	// name is this node's current name.
@@ -127,16 +127,16 @@ func New(cfg Config) (*Node, error) {
 		known:    cfg.Known,
 		tlsConf:  tlsConfig(cert),
 		insecure: cfg.Insecure,
-		session: binary.BigEndian.Uint64(b[:]),
-		tr:      cfg.Transport,
-		log:     cfg.Logger,
-		events:  make(chan Event, 1024),
-		ready:   make(chan struct{}),
-		name:    cfg.Name,
-		peers:   map[string]*peer{},
-		dialing: map[string]bool{},
-		warned:  map[string]bool{},
-		pending: map[uint64]*pending{},
+		session:  binary.BigEndian.Uint64(b[:]),
+		tr:       cfg.Transport,
+		log:      cfg.Logger,
+		events:   make(chan Event, 1024),
+		ready:    make(chan struct{}),
+		name:     cfg.Name,
+		peers:    map[string]*peer{},
+		dialing:  map[string]bool{},
+		warned:   map[string]bool{},
+		pending:  map[uint64]*pending{},
 	}
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a

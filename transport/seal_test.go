@@ -70,7 +70,7 @@ func TestOpenRejects(t *testing.T) {
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-3] ^= 0x10
 	hdrFlip := bytes.Clone(good)
-	hdrFlip[4] ^= 0x01 // in the sender id: authenticated as additional data
+	hdrFlip[4] ^= 0x01                                  // in the sender id: authenticated as additional data
 	wrongDir, _ := b.Seal(nil, "alice", Echo{ReqID: 8}) // b's send key is not a's
 	chat, _ := a.Seal(nil, "alice", Chat{Text: "tcp only"})
 	tests := []struct {
