@@ -34,6 +34,11 @@ type testNode struct {
 
 func startNode(t testing.TB, name string) *testNode {
 	t.Helper()
+	return startNodeWith(t, name, false)
+}
+
+func startNodeWith(t testing.TB, name string, insecure bool) *testNode {
+	t.Helper()
 	tr, err := transport.Listen(0)
 	if err != nil {
 		t.Fatal(err)
@@ -42,7 +47,7 @@ func startNode(t testing.TB, name string) *testNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Config{Name: name, Transport: tr, Logger: log})
+	n, err := New(Config{Name: name, Transport: tr, Logger: log, Insecure: insecure})
 	if err != nil {
 		t.Fatal(err)
 	}
