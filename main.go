@@ -25,6 +25,7 @@ import (
 
 	"lanchat/console"
 	"lanchat/discovery"
+	"lanchat/identity"
 	"lanchat/peer"
 	"lanchat/transport"
 )
@@ -40,14 +41,15 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type options struct {
-	name    string
-	port    int
-	ifaces  listFlag
-	peers   listFlag
-	noMDNS  bool
-	json    bool
-	verbose bool
-	version bool
+	identity string
+	name     string
+	port     int
+	ifaces   listFlag
+	peers    listFlag
+	noMDNS   bool
+	json     bool
+	verbose  bool
+	version  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -55,9 +57,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("lanchat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.name, "name", defaultName(), "your name as peers see it")
+	fs.StringVar(&o.identity, "identity", "", "identity key file; known peers are kept beside it (default: the user config dir's lanchat/"+identity.KeyFile+")")
 	fs.IntVar(&o.port, "port", 0, "TCP and UDP port to listen on (0: chosen by the system)")
 	fs.Var(&o.ifaces, "iface", "run mDNS on this interface only (repeatable)")
-	fs.Var(&o.peers, "peer", "connect to this HOST:PORT at start, for networks without multicast (repeatable)")
+	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
@@ -146,12 +149,30 @@ func start(o options, logger *slog.Logger) error {
 		}
 		ifaces = append(ifaces, *ifi)
 	}
+	keyPath := o.identity
+	if keyPath == "" {
+		var err error
+		if keyPath, err = identity.DefaultPath(); err != nil {
+			return err
+		}
+	}
+	ident, created, err := identity.LoadOrCreate(keyPath)
+	if err != nil {
+		return err
+	}
+	if created {
+		logger.Info("created a new identity", "file", keyPath, "id", ident.ID)
+	}
+	known, err := identity.LoadKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile))
+	if err != nil {
+		return err
+	}
 	tr, err := transport.Listen(o.port)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
-	node, err := peer.New(peer.Config{Name: o.name, Transport: tr, Logger: logger})
+	node, err := peer.New(peer.Config{Identity: ident, Known: known, Name: o.name, Transport: tr, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -178,8 +199,9 @@ func start(o options, logger *slog.Logger) error {
 			logger.Warn("mDNS is off: peers must be given with --peer or /connect", "err", err)
 		}
 	}
-	for _, addr := range o.peers {
-		node.ConnectManual(nodeCtx, addr)
+	for _, arg := range o.peers {
+		id, addr := peer.SplitPeerAddr(arg)
+		node.ConnectManual(nodeCtx, addr, id)
 	}
 
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))

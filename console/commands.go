@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"lanchat/identity"
 	"lanchat/peer"
 	"lanchat/transport"
 )
@@ -34,7 +35,10 @@ func init() {
 		{"echo", "/echo [-tcp|-udp] [-n COUNT] [-size BYTES] [-i INTERVAL] PEER [TEXT]", "send TEXT (or BYTES of data) to PEER and time its return; -n repeats, like ping", (*Console).cmdEcho},
 		{"peers", "/peers", "list the connected peers", (*Console).cmdPeers},
 		{"nick", "/nick NAME", "change your name; peers and mDNS learn it", (*Console).cmdNick},
-		{"connect", "/connect HOST:PORT", "connect to a node that mDNS cannot find", (*Console).cmdConnect},
+		{"connect", "/connect [ID@]HOST:PORT", "connect to a node that mDNS cannot find; with ID, it must prove that id", (*Console).cmdConnect},
+		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
+		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
+		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
 		{"help", "/help", "show this help", (*Console).cmdHelp},
 		{"quit", "/quit", "leave: peers are told, then lanchat exits (also Ctrl-D)", nil},
 	}
@@ -321,27 +325,29 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 	if len(ps) == 0 {
 		b.WriteString("no peers connected\n")
 	} else {
-		fmt.Fprintf(&b, "%-20s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
+		fmt.Fprintf(&b, "%-20s %-8s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "TRUST", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
 	}
 	for _, p := range ps {
 		rtt := "-"
 		if p.LastRTT > 0 {
 			rtt = fmtDur(p.LastRTT)
 		}
-		fmt.Fprintf(&b, "%-20s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Via, p.Addr,
+		fmt.Fprintf(&b, "%-20s %-8s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Trust, p.Via, p.Addr,
 			p.TCP, p.UDP, p.UDPAddr, rtt, p.Since.Format("15:04:05"), time.Since(p.Since).Round(time.Second))
 		list = append(list, map[string]any{
 			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.TCP, "udp": p.UDP,
 			"via": p.Via, "since": p.Since.Format(time.RFC3339Nano), "rtt_ms": ms(p.LastRTT),
+			"trust": p.Trust.String(), "fingerprint": p.Fingerprint,
 		})
 	}
 	if list == nil {
 		list = []map[string]any{}
 	}
-	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d from unknown senders, %d stray replies, %d overruns",
-		st.BadDatagrams, st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
+	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d failed authentication, %d replayed, %d from unknown senders, %d stray replies, %d overruns",
+		st.BadDatagrams, st.AuthFailures, st.Replays, st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
 	c.out.emit("peers", []field{{"peers", list}, {"dropped", map[string]uint64{
-		"malformed": st.BadDatagrams, "unknown_sender": st.UnknownSenders, "stray_reply": st.StrayReplies, "overrun": st.DatagramOverruns,
+		"malformed": st.BadDatagrams, "auth_failed": st.AuthFailures, "replayed": st.Replays,
+		"unknown_sender": st.UnknownSenders, "stray_reply": st.StrayReplies, "overrun": st.DatagramOverruns,
 	}}}, b.String(), true)
 	return nil
 }
@@ -373,7 +379,7 @@ func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error
 	if len(args) != 1 {
 		return errUsage
 	}
-	addr := args[0]
+	expect, addr := peer.SplitPeerAddr(args[0])
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return fmt.Errorf("connect: %q is not HOST:PORT: %w", addr, err)
@@ -382,7 +388,7 @@ func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error
 		return fmt.Errorf("connect: %q is not HOST:PORT with a port from 1 to 65535", addr)
 	}
 	c.background(ctx, func(ctx context.Context) {
-		_, err := c.node.Connect(ctx, addr, peer.ViaManual, "")
+		_, err := c.node.Connect(ctx, addr, peer.ViaManual, expect)
 		switch {
 		case errors.Is(err, peer.ErrDuplicate):
 			c.out.emit("notice", []field{{"text", err.Error()}}, "* "+err.Error(), false)
@@ -390,5 +396,41 @@ func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error
 			c.out.Error(fmt.Errorf("connect: %w", err))
 		}
 	})
+	return nil
+}
+
+func (c *Console) cmdWhoami(_ context.Context, args []string, _ string) error {
+	if len(args) > 0 {
+		return errUsage
+	}
+	w := c.node.Whoami()
+	c.out.emit("whoami", []field{{"name", w.Name}, {"id", w.ID}, {"fingerprint", w.Fingerprint}},
+		fmt.Sprintf("you are %s\n  id          %s\n  fingerprint %s", w.Name, identity.Grouped(w.ID), w.Fingerprint), true)
+	return nil
+}
+
+func (c *Console) cmdTrust(_ context.Context, args []string, _ string) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	p, err := c.node.Trust(args[0])
+	if err != nil {
+		return fmt.Errorf("trust: %w", err)
+	}
+	c.out.emit("trust", []field{{"peer", p.Name}, {"id", p.ID}, {"trust", p.Trust.String()}},
+		fmt.Sprintf("* %s is now known as %s (%s)", identity.Grouped(p.ID), p.Name, p.Trust), false)
+	return nil
+}
+
+func (c *Console) cmdForget(_ context.Context, args []string, _ string) error {
+	if len(args) != 1 {
+		return errUsage
+	}
+	names, err := c.node.Forget(args[0])
+	if err != nil {
+		return err
+	}
+	c.out.emit("forget", []field{{"names", names}},
+		fmt.Sprintf("* forgot %s; the next node seen under each name is trusted on first use", strings.Join(names, ", ")), false)
 	return nil
 }

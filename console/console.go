@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"lanchat/identity"
 	"lanchat/peer"
 )
 
@@ -28,6 +29,9 @@ type Node interface {
 	SetName(name string) error
 	Connect(ctx context.Context, addr, via, expectID string) (peer.Info, error)
 	Events() <-chan peer.Event
+	Whoami() peer.Whoami
+	Trust(idPrefix string) (peer.Info, error)
+	Forget(nameOrID string) ([]string, error)
 }
 
 // Config configures a Console.
@@ -145,8 +149,9 @@ func who(i peer.Info) string { return fmt.Sprintf("%s (%s)", i.Name, peer.ShortI
 func (c *Console) show(ev peer.Event) {
 	switch e := ev.(type) {
 	case peer.PeerUp:
-		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via}},
-			fmt.Sprintf("* %s joined from %s via %s", who(e.Peer), e.Peer.Addr, e.Peer.Via), false)
+		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via},
+			{"trust", e.Peer.Trust.String()}, {"fingerprint", e.Peer.Fingerprint}},
+			fmt.Sprintf("* %s joined from %s via %s (%s)", who(e.Peer), e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
 	case peer.PeerDown:
 		c.out.emit("peer_down", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"reason", e.Reason}},
 			fmt.Sprintf("* %s left: %s", who(e.Peer), e.Reason), false)
@@ -155,11 +160,18 @@ func (c *Console) show(ev peer.Event) {
 		if e.Direct {
 			mark = "(direct) "
 		}
-		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct}},
-			fmt.Sprintf("<%s> %s%s", e.From.Name, mark, e.Text), false)
+		from := e.From.Name
+		if e.From.Trust == identity.Conflict {
+			// Never let an impostor's line look like the real one's.
+			from = fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name)
+		}
+		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct}, {"trust", e.From.Trust.String()}},
+			fmt.Sprintf("<%s> %s%s", from, mark, e.Text), false)
 	case peer.Nick:
 		c.out.emit("nick", []field{{"id", e.ID}, {"old", e.Old}, {"new", e.New}},
 			fmt.Sprintf("* %s (%s) is now known as %s", e.Old, peer.ShortID(e.ID), e.New), false)
+	case peer.Warning:
+		c.out.emit("warning", []field{{"text", e.Text}}, "!!! "+e.Text, false)
 	case peer.Notice:
 		c.out.emit("notice", []field{{"text", e.Text}}, "* "+e.Text, false)
 	case peer.Problem:

@@ -118,6 +118,9 @@ func (c *Console) runTerminal(ctx context.Context) error {
 		readline.PcItem("/peers"),
 		readline.PcItem("/nick"),
 		readline.PcItem("/connect"),
+		readline.PcItem("/whoami"),
+		readline.PcItem("/trust"),
+		readline.PcItem("/forget", peers),
 		readline.PcItem("/help"),
 		readline.PcItem("/quit"),
 	)

@@ -19,7 +19,7 @@ const (
 	// Domain is the mDNS domain.
 	Domain = "local."
 	// Version is the protocol version advertised and accepted in TXT.
-	Version = "1"
+	Version = "2"
 	// BrowseRound is how long one browse runs before it is restarted.
 	BrowseRound = 30 * time.Second
 )

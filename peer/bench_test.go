@@ -17,8 +17,8 @@ var payload64 = make([]byte, 64)
 
 // benchNodes starts two connected nodes; b's events are drained (or
 // counted by the caller through n.events).
-func benchNodes(b *testing.B) (*testNode, *testNode) {
-	a, c := startNode(b, "alice"), startNode(b, "bob")
+func benchNodes(b *testing.B, insecure bool) (*testNode, *testNode) {
+	a, c := startNodeWith(b, "alice", insecure), startNodeWith(b, "bob", insecure)
 	if _, err := a.Connect(context.Background(), c.addr(), ViaManual, ""); err != nil {
 		b.Fatal(err)
 	}
@@ -32,11 +32,17 @@ func benchNodes(b *testing.B) (*testNode, *testNode) {
 	return a, c
 }
 
-func BenchmarkEchoTCP(b *testing.B) { benchEcho(b, TCP) }
-func BenchmarkEchoUDP(b *testing.B) { benchEcho(b, UDP) }
+// BenchmarkEcho: /echo round trips with 64 bytes, with encryption (TLS,
+// sealed datagrams) and without, to show what it costs.
+func BenchmarkEcho(b *testing.B) {
+	for _, via := range []string{TCP, UDP} {
+		b.Run(via+"/encrypted", func(b *testing.B) { benchEcho(b, via, false) })
+		b.Run(via+"/plaintext", func(b *testing.B) { benchEcho(b, via, true) })
+	}
+}
 
-func benchEcho(b *testing.B, via string) {
-	a, _ := benchNodes(b)
+func benchEcho(b *testing.B, via string, insecure bool) {
+	a, _ := benchNodes(b, insecure)
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -110,7 +116,12 @@ func BenchmarkRawEchoUDP(b *testing.B) {
 // BenchmarkChatThroughput: one op is one 64-byte chat message delivered
 // (decoded and handed to the receiver's event stream).
 func BenchmarkChatThroughput(b *testing.B) {
-	a, c := benchNodes(b)
+	b.Run("encrypted", func(b *testing.B) { benchChat(b, false) })
+	b.Run("plaintext", func(b *testing.B) { benchChat(b, true) })
+}
+
+func benchChat(b *testing.B, insecure bool) {
+	a, c := benchNodes(b, insecure)
 	text := "0123456789012345678901234567890123456789012345678901234567890123"
 	b.SetBytes(64)
 	b.ResetTimer()

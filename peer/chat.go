@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"lanchat/identity"
 	"lanchat/transport"
 )
 
@@ -131,7 +133,7 @@ func (n *Node) Discovered(f Found) {
 // ConnectManual connects to a peer given by hand, retrying with backoff
 // until it succeeds or ctx ends; each failure after the first is logged at
 // debug level only.
-func (n *Node) ConnectManual(ctx context.Context, addr string) {
+func (n *Node) ConnectManual(ctx context.Context, addr, expectID string) {
 	<-n.ready
 	n.wg.Add(1)
 	go func() {
@@ -142,8 +144,8 @@ func (n *Node) ConnectManual(ctx context.Context, addr string) {
 		defer stop()
 		delay := 250 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			_, err := n.Connect(ctx, addr, ViaManual, "")
-			if err == nil || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrSelf) {
+			_, err := n.Connect(ctx, addr, ViaManual, expectID)
+			if err == nil || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrSelf) || errors.Is(err, ErrIdentity) {
 				if errors.Is(err, ErrSelf) {
 					n.emit(Problem{Err: fmt.Errorf("--peer %s: %w", addr, err)})
 				}
@@ -164,4 +166,13 @@ func (n *Node) ConnectManual(ctx context.Context, addr string) {
 			delay = min(2*delay, 10*time.Second)
 		}
 	}()
+}
+
+// SplitPeerAddr splits "[ID@]HOST:PORT" into the expected id (normalised,
+// "" when not given) and the address.
+func SplitPeerAddr(s string) (id, addr string) {
+	if i := strings.Index(s, "@"); i >= 0 {
+		return identity.NormalizeID(s[:i]), s[i+1:]
+	}
+	return "", s
 }

@@ -2,6 +2,8 @@ package peer
 
 import (
 	"net/netip"
+
+	"lanchat/identity"
 	"time"
 )
 
@@ -14,17 +16,15 @@ type Info struct {
 	TCP     string // "up"
 	UDP     string // "ok", "probing" or "no reply"
 	Via     string // "mdns" or "manual"
-	Since   time.Time
-	LastRTT time.Duration // of the last request answered, 0 if none
+	// Trust is what the known-peers file says of this name and id.
+	Trust       identity.Trust
+	Fingerprint string
+	Since       time.Time
+	LastRTT     time.Duration // of the last request answered, 0 if none
 }
 
 // ShortID is the first 8 characters of an id, for display.
-func ShortID(id string) string {
-	if len(id) > 8 {
-		return id[:8]
-	}
-	return id
-}
+func ShortID(id string) string { return identity.Short(id) }
 
 // Event is something the user should hear about. Events arrive in order on
 // Node.Events.
@@ -54,6 +54,10 @@ type Nick struct {
 	Old, New string
 }
 
+// Warning: a security problem the user must see: an identity that does
+// not match, or a known name with another key.
+type Warning struct{ Text string }
+
 // Notice: something worth a line that is not an error.
 type Notice struct{ Text string }
 
@@ -66,6 +70,7 @@ func (PeerDown) isEvent() {}
 func (Chat) isEvent()     {}
 func (Nick) isEvent()     {}
 func (Notice) isEvent()   {}
+func (Warning) isEvent()  {}
 func (Problem) isEvent()  {}
 
 // Stats counts what the node dropped.
@@ -74,6 +79,8 @@ type Stats struct {
 	UnknownSenders   uint64 // decoded, but from an id not in the table
 	StrayReplies     uint64 // replies to no pending request (late or forged)
 	DatagramOverruns uint64 // dropped because the node was behind
+	AuthFailures     uint64 // failed to open: forged, altered or wrong key
+	Replays          uint64 // a counter seen before, or too old
 }
 
 // udpTarget is where datagrams for a peer go: the address learned from its

@@ -4,19 +4,19 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
-	"encoding/base32"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"lanchat/identity"
 	"lanchat/transport"
 )
 
@@ -47,36 +47,39 @@ var (
 	ErrSelf = errors.New("that address is this node")
 )
 
-// NewID returns a random node id: 128 bits in lowercase base32.
-func NewID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))
-}
-
 // Config configures a Node.
 type Config struct {
-	ID        string // random when empty
+	// Identity is the node's key; a fresh one is made when nil.
+	Identity *identity.Identity
+	// Known is the known-peers store; an in-memory one when nil.
+	Known     *identity.Known
 	Name      string
 	Transport *transport.Transport
 	Logger    *slog.Logger
+	// Insecure turns off TLS and datagram sealing. It exists only to
+	// measure what they cost; a node never offers it to users.
+	Insecure bool
 }
 
 // Node is this process's member of the chat: it accepts and dials
 // connections, keeps the peer table and answers and sends requests.
 // Its methods are safe for concurrent use.
 type Node struct {
-	id      string
-	session uint64
-	tr      *transport.Transport
-	log     *slog.Logger
-	events  chan Event
-	ctx     context.Context // set by Run; ends every goroutine
-	ready   chan struct{}   // closed when Run has set ctx
-	wg      sync.WaitGroup
-	nextReq atomic.Uint64
-	nextMsg atomic.Uint64
-	leaving atomic.Bool
+	id       string
+	ident    *identity.Identity
+	known    *identity.Known
+	tlsConf  *tls.Config
+	insecure bool
+	session  uint64
+	tr       *transport.Transport
+	log      *slog.Logger
+	events   chan Event
+	ctx      context.Context // set by Run; ends every goroutine
+	ready    chan struct{}   // closed when Run has set ctx
+	wg       sync.WaitGroup
+	nextReq  atomic.Uint64
+	nextMsg  atomic.Uint64
+	leaving  atomic.Bool
 
 	mu sync.Mutex // protects following
 	// name is this node's current name.
@@ -91,7 +94,7 @@ type Node struct {
 	pmu     sync.Mutex // protects pending
 	pending map[uint64]*pending
 
-	badDatagrams, unknownSenders, strayReplies atomic.Uint64
+	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
 }
 
 // New makes a node; Run starts it.
@@ -99,8 +102,19 @@ func New(cfg Config) (*Node, error) {
 	if err := transport.CheckName(cfg.Name); err != nil {
 		return nil, fmt.Errorf("invalid node name: %w", err)
 	}
-	if cfg.ID == "" {
-		cfg.ID = NewID()
+	if cfg.Identity == nil {
+		id, err := identity.New()
+		if err != nil {
+			return nil, err
+		}
+		cfg.Identity = id
+	}
+	if cfg.Known == nil {
+		cfg.Known, _ = identity.LoadKnown("")
+	}
+	cert, err := cfg.Identity.Certificate()
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -108,17 +122,21 @@ func New(cfg Config) (*Node, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	n := &Node{
-		id:      cfg.ID,
-		session: binary.BigEndian.Uint64(b[:]),
-		tr:      cfg.Transport,
-		log:     cfg.Logger,
-		events:  make(chan Event, 1024),
-		ready:   make(chan struct{}),
-		name:    cfg.Name,
-		peers:   map[string]*peer{},
-		dialing: map[string]bool{},
-		warned:  map[string]bool{},
-		pending: map[uint64]*pending{},
+		id:       cfg.Identity.ID,
+		ident:    cfg.Identity,
+		known:    cfg.Known,
+		tlsConf:  tlsConfig(cert),
+		insecure: cfg.Insecure,
+		session:  binary.BigEndian.Uint64(b[:]),
+		tr:       cfg.Transport,
+		log:      cfg.Logger,
+		events:   make(chan Event, 1024),
+		ready:    make(chan struct{}),
+		name:     cfg.Name,
+		peers:    map[string]*peer{},
+		dialing:  map[string]bool{},
+		warned:   map[string]bool{},
+		pending:  map[uint64]*pending{},
 	}
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a
@@ -226,136 +244,6 @@ func (n *Node) Leave(ctx context.Context, reason string) {
 	wg.Wait()
 }
 
-// Connect dials addr ("host:port") and runs the handshake. expectID, when
-// set, is the id the other end must have.
-func (n *Node) Connect(ctx context.Context, addr, via, expectID string) (Info, error) {
-	<-n.ready
-	if n.leaving.Load() {
-		return Info{}, fmt.Errorf("connect to %s: node is leaving", addr)
-	}
-	nc, err := transport.Dial(ctx, addr, DialTimeout)
-	if err != nil {
-		return Info{}, err
-	}
-	p, err := n.handshake(nc, true, via, expectID)
-	if err != nil {
-		return Info{}, err
-	}
-	return p.info(), nil
-}
-
-// handshake runs the hello exchange on a fresh connection and, when the
-// connection is kept, registers the peer and starts serving it.
-func (n *Node) handshake(nc net.Conn, dialed bool, via, expectID string) (*peer, error) {
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true)
-	}
-	c := transport.NewConn(nc)
-	remote := nc.RemoteAddr()
-	fail := func(err error) (*peer, error) {
-		// Our hello may still be queued; the other side needs it to
-		// learn why (a node dialling itself learns it from our hello).
-		c.FlushClose(100 * time.Millisecond)
-		return nil, err
-	}
-	deadline := time.Now().Add(HandshakeTimeout)
-	viaCode := uint8(0)
-	if via == ViaMDNS {
-		viaCode = 1
-	}
-	hello := transport.Hello{
-		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
-		UDPPort: uint16(n.tr.UDPPort()), Session: n.session, Via: viaCode,
-	}
-	if err := c.Send(hello); err != nil {
-		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
-	}
-	t, payload, err := c.Read(deadline)
-	if err != nil {
-		return fail(fmt.Errorf("handshake with %v: no hello: %w", remote, err))
-	}
-	if t != transport.TypeHello {
-		return fail(fmt.Errorf("handshake with %v: got %v before hello: not a lanchat node", remote, t))
-	}
-	h, err := transport.DecodeHello(payload)
-	if err != nil {
-		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
-	}
-	if h.ID == n.id {
-		return fail(fmt.Errorf("handshake with %v: %w", remote, ErrSelf))
-	}
-	if expectID != "" && h.ID != expectID {
-		return fail(fmt.Errorf("handshake with %v: node id is %s, expected %s", remote, h.ID, expectID))
-	}
-	if !dialed {
-		via = ViaManual
-		if h.Via == 1 {
-			via = ViaMDNS
-		}
-	}
-	var tcpAddr netip.AddrPort
-	if ta, ok := remote.(*net.TCPAddr); ok {
-		tcpAddr = ta.AddrPort()
-	}
-	p := &peer{
-		n: n, conn: c, id: h.ID, session: h.Session, via: via,
-		since: time.Now(), addr: remote.String(),
-		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
-		udpPort: h.UDPPort, name: h.Name, udpState: "probing",
-		done: make(chan struct{}),
-	}
-	var old *peer
-	if n.id < h.ID {
-		// We decide which connection the pair keeps.
-		var ok bool
-		if old, ok = n.admit(p, false); !ok {
-			c.Send(transport.Welcome{Status: transport.WelcomeDuplicate})
-			c.FlushClose(time.Second)
-			return nil, fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID))
-		}
-		if err := c.Send(transport.Welcome{Status: transport.WelcomeOK}); err != nil {
-			n.remove(p)
-			return fail(fmt.Errorf("handshake with %v: %w", remote, err))
-		}
-	} else {
-		t, payload, err := c.Read(deadline)
-		if err != nil {
-			return fail(fmt.Errorf("handshake with %v: no welcome: %w", remote, err))
-		}
-		if t != transport.TypeWelcome {
-			return fail(fmt.Errorf("handshake with %v: got %v instead of welcome", remote, t))
-		}
-		w, err := transport.DecodeWelcome(payload)
-		if err != nil {
-			return fail(fmt.Errorf("handshake with %v: %w", remote, err))
-		}
-		switch w.Status {
-		case transport.WelcomeOK:
-		case transport.WelcomeDuplicate:
-			return fail(fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID)))
-		default:
-			return fail(fmt.Errorf("handshake with %v: refused: %s", remote, w.Reason))
-		}
-		old, _ = n.admit(p, true)
-	}
-	if old != nil {
-		// The node restarted, or its old connection died unnoticed: the
-		// new one wins. Only a new session is worth telling the user.
-		old.conn.Close()
-		if old.session != p.session {
-			n.emit(PeerDown{Peer: old.info(), Reason: "restarted"})
-		}
-	}
-	n.emit(PeerUp{Peer: p.info()})
-	n.wg.Add(2)
-	go n.serve(p)
-	// The other side registers only after our welcome, so as decider we
-	// let it probe first: our early probes would reach it as an unknown
-	// sender.
-	go p.probeUDP(n.id < h.ID)
-	return p, nil
-}
-
 // admit puts p in the table. Without force it refuses when a connection to
 // the same session of that node is already there. It returns the entry p
 // replaced.
@@ -425,6 +313,8 @@ func (n *Node) Stats() Stats {
 		BadDatagrams:     n.badDatagrams.Load(),
 		UnknownSenders:   n.unknownSenders.Load(),
 		StrayReplies:     n.strayReplies.Load(),
+		AuthFailures:     n.authFailures.Load(),
+		Replays:          n.replays.Load(),
 		DatagramOverruns: n.tr.Overruns(),
 	}
 }
@@ -433,19 +323,29 @@ func (n *Node) Stats() Stats {
 func (n *Node) lookup(arg string) (*peer, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	var byName, byID []*peer
+	var byName, byID, conflicts []*peer
+	norm := identity.NormalizeID(arg)
 	for _, p := range n.peers {
 		p.mu.Lock()
-		name := p.name
+		name, trust := p.name, p.trust
 		p.mu.Unlock()
 		if name == arg {
-			byName = append(byName, p)
+			// A name is never resolved to a node that is not the one
+			// known by that name.
+			if trust == identity.Conflict {
+				conflicts = append(conflicts, p)
+			} else {
+				byName = append(byName, p)
+			}
 		}
-		if strings.HasPrefix(p.id, strings.ToLower(arg)) {
+		if len(norm) >= 4 && strings.HasPrefix(p.id, norm) {
 			byID = append(byID, p)
 		}
 	}
 	switch {
+	case len(byName) == 0 && len(conflicts) > 0 && len(byID) == 0:
+		pinned, _ := n.known.PinnedID(arg)
+		return nil, fmt.Errorf("%s is not the %s you know (%s): /trust %s to accept it, or give its id prefix", describe(conflicts), arg, ShortID(pinned), ShortID(conflicts[0].id))
 	case len(byName) == 1:
 		return byName[0], nil
 	case len(byName) > 1:

@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"lanchat/identity"
 	"lanchat/transport"
 )
 
@@ -31,6 +34,11 @@ type testNode struct {
 
 func startNode(t testing.TB, name string) *testNode {
 	t.Helper()
+	return startNodeWith(t, name, false)
+}
+
+func startNodeWith(t testing.TB, name string, insecure bool) *testNode {
+	t.Helper()
 	tr, err := transport.Listen(0)
 	if err != nil {
 		t.Fatal(err)
@@ -39,7 +47,7 @@ func startNode(t testing.TB, name string) *testNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Config{Name: name, Transport: tr, Logger: log})
+	n, err := New(Config{Name: name, Transport: tr, Logger: log, Insecure: insecure})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,30 +284,192 @@ func TestLeaveAndLoss(t *testing.T) {
 }
 
 func TestNickAndResolve(t *testing.T) {
-	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "bob")
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
 	connected(t, a, b)
 	connected(t, a, c)
-	if _, err := a.Resolve("bob"); err == nil || !strings.Contains(err.Error(), "id prefix") {
-		t.Fatalf("ambiguous name: %v", err)
-	}
 	if p, err := a.Resolve(c.ID()[:8]); err != nil || p.ID != c.ID() {
 		t.Fatalf("id prefix: %v %v", p, err)
+	}
+	if p, err := a.Resolve(strings.ToLower(identity.Grouped(c.ID())[:9])); err != nil || p.ID != c.ID() {
+		t.Fatalf("grouped lower-case id prefix: %v %v", p, err)
 	}
 	if _, err := a.Resolve("nobody"); err == nil || !strings.Contains(err.Error(), "known peers: bob") {
 		t.Fatalf("unknown: %v", err)
 	}
-	if err := c.SetName("carol"); err != nil {
+	if err := c.SetName("carla"); err != nil {
 		t.Fatal(err)
 	}
 	n := next(t, a, func(e Nick) bool { return true })
-	if n.Old != "bob" || n.New != "carol" || n.ID != c.ID() {
+	if n.Old != "carol" || n.New != "carla" || n.ID != c.ID() {
 		t.Fatalf("nick event %+v", n)
 	}
-	if p, err := a.Resolve("carol"); err != nil || p.ID != c.ID() {
-		t.Fatalf("after nick: %v %v", p, err)
+	if p, err := a.Resolve("carla"); err != nil || p.ID != c.ID() || p.Trust != identity.FirstSeen {
+		t.Fatalf("after nick: %+v %v", p, err)
 	}
 	if err := a.SetName("bad name"); err == nil {
 		t.Fatal("a name with a space was accepted")
+	}
+}
+
+// Trust on first use: a second node under a known name is flagged, never
+// picked by name, until the user trusts it.
+func TestNameConflict(t *testing.T) {
+	a, bob, fake := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "bob")
+	connected(t, a, bob)
+	if _, err := a.Connect(context.Background(), fake.addr(), ViaManual, ""); err != nil {
+		t.Fatal(err)
+	}
+	up := next(t, a, func(e PeerUp) bool { return e.Peer.ID == fake.ID() })
+	if up.Peer.Trust != identity.Conflict {
+		t.Fatalf("impostor trust %v", up.Peer.Trust)
+	}
+	w := next(t, a, func(e Warning) bool { return true })
+	if !strings.Contains(w.Text, "NAME CONFLICT") || !strings.Contains(w.Text, identity.Grouped(fake.ID())) || !strings.Contains(w.Text, identity.Grouped(bob.ID())) {
+		t.Fatalf("warning %q", w.Text)
+	}
+	if p, err := a.Resolve("bob"); err != nil || p.ID != bob.ID() {
+		t.Fatalf("bob resolves to %v, %v", p.ID, err)
+	}
+	if _, err := a.Tell("bob", "for the real bob"); err != nil {
+		t.Fatal(err)
+	}
+	next(t, bob, func(e Chat) bool { return e.Text == "for the real bob" })
+	if _, err := fake.Say("i am bob"); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, a, func(e Chat) bool { return e.Text == "i am bob" }); m.From.Trust != identity.Conflict {
+		t.Fatalf("impostor's message not marked: %+v", m.From)
+	}
+	// Once the real bob is gone, the name still does not pick the impostor.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	bob.Leave(ctx, "quit")
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == bob.ID() })
+	if _, err := a.Tell("bob", "x"); err == nil || !strings.Contains(err.Error(), "/trust") {
+		t.Fatalf("Tell picked the impostor: %v", err)
+	}
+	if _, err := a.Trust(fake.ID()[:8]); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := a.Resolve("bob"); err != nil || p.ID != fake.ID() || p.Trust != identity.Trusted {
+		t.Fatalf("after /trust: %+v %v", p, err)
+	}
+	if names, err := a.Forget("bob"); err != nil || len(names) != 1 {
+		t.Fatalf("forget: %v %v", names, err)
+	}
+	if _, err := a.Forget("bob-never-seen"); err == nil {
+		t.Fatal("forgetting an unknown name succeeded")
+	}
+}
+
+// A node that proves another id than the one expected of it is refused
+// with a warning that names both ids.
+func TestIdentityMismatchRefused(t *testing.T) {
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
+	_, err := a.Connect(context.Background(), c.addr(), ViaMDNS, b.ID())
+	if !errors.Is(err, ErrIdentity) {
+		t.Fatalf("err = %v, want ErrIdentity", err)
+	}
+	w := next(t, a, func(e Warning) bool { return true })
+	if !strings.Contains(w.Text, identity.Grouped(b.ID())) || !strings.Contains(w.Text, identity.Grouped(c.ID())) {
+		t.Fatalf("warning %q does not name both ids", w.Text)
+	}
+	if len(a.Peers()) != 0 {
+		t.Fatalf("peers %v", a.Peers())
+	}
+	if _, err := a.Connect(context.Background(), b.addr(), ViaManual, b.ID()); err != nil {
+		t.Fatalf("the right id: %v", err)
+	}
+}
+
+// Nothing typed crosses the wire in clear: a relay between two nodes
+// records every byte of the TCP stream.
+func TestStreamIsEncrypted(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var mu sync.Mutex
+	var seen bytes.Buffer
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		in, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer in.Close()
+		out, err := net.Dial("tcp", b.addr())
+		if err != nil {
+			return
+		}
+		defer out.Close()
+		cp := func(dst, src net.Conn) {
+			buf := make([]byte, 4096)
+			for {
+				n, err := src.Read(buf)
+				if n > 0 {
+					mu.Lock()
+					seen.Write(buf[:n])
+					mu.Unlock()
+					dst.Write(buf[:n])
+				}
+				if err != nil {
+					dst.Close()
+					return
+				}
+			}
+		}
+		go cp(out, in)
+		cp(in, out)
+	}()
+	if _, err := a.Connect(context.Background(), ln.Addr().String(), ViaManual, b.ID()); err != nil {
+		t.Fatal(err)
+	}
+	next(t, b, func(e PeerUp) bool { return true })
+	secret := "the eagle lands at midnight"
+	if _, err := a.Say(secret); err != nil {
+		t.Fatal(err)
+	}
+	next(t, b, func(e Chat) bool { return e.Text == secret })
+	if _, err := b.Echo(context.Background(), "alice", TCP, []byte(secret)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	a.Leave(ctx, "quit")
+	<-relayDone
+	mu.Lock()
+	defer mu.Unlock()
+	if seen.Len() == 0 {
+		t.Fatal("relay saw nothing")
+	}
+	for _, clear := range []string{secret, "alice", "LANCHAT"} {
+		if bytes.Contains(seen.Bytes(), []byte(clear)) {
+			t.Fatalf("%q crossed the wire in clear", clear)
+		}
+	}
+}
+
+// A client that speaks plaintext gets nothing and is dropped.
+func TestPlaintextClientDropped(t *testing.T) {
+	a := startNode(t, "alice")
+	c, err := net.Dial("tcp", a.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	f, _ := transport.AppendFrame(nil, transport.Hello{Version: transport.ProtocolVersion, ID: "x", Name: "plain"})
+	c.Write(f)
+	c.SetReadDeadline(time.Now().Add(HandshakeTimeout + 5*time.Second))
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("not dropped: %v", err)
+	}
+	if bytes.Contains(got, []byte("LANCHAT")) || bytes.Contains(got, []byte("alice")) {
+		t.Fatalf("plaintext client was told %q", got)
 	}
 }
 
@@ -331,7 +501,8 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 
-	// Junk datagrams are dropped and counted; forged senders too.
+	// Junk datagrams are dropped and counted; so are datagrams from
+	// unknown senders, forged ones, replays and stray replies.
 	u, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", a.tr.UDPPort()))
 	if err != nil {
 		t.Fatal(err)
@@ -340,14 +511,26 @@ func TestBadInput(t *testing.T) {
 	for i := 0; i < 200; i++ {
 		u.Write([]byte(fmt.Sprintf("junk %d", i)))
 	}
-	forged, _ := transport.AppendDatagram(nil, "no-such-node", transport.TimeReq{ReqID: 1})
+	stranger, _ := transport.NewChannel(make([]byte, transport.KeySize), make([]byte, transport.KeySize))
+	forged, _ := stranger.Seal(nil, "no-such-node", transport.TimeReq{ReqID: 1})
 	u.Write(forged)
-	reply, _ := transport.AppendDatagram(nil, b.ID(), transport.TimeResp{ReqID: 12345})
-	u.Write(reply)
+	wrongKey, _ := stranger.Seal(nil, b.ID(), transport.TimeReq{ReqID: 1})
+	u.Write(wrongKey)
+	// A reply sealed with b's real key, to a request a never made.
+	b.mu.Lock()
+	bToA := b.peers[a.ID()].ch
+	b.mu.Unlock()
+	stray, _ := bToA.Seal(nil, b.ID(), transport.TimeResp{ReqID: 12345})
+	u.Write(stray)
+	u.Write(stray) // and its replay
+	flipped := bytes.Clone(stray)
+	flipped[len(flipped)-1] ^= 1
+	u.Write(flipped)
 	deadline := time.Now().Add(wait)
 	for {
 		st := a.Stats()
-		if st.BadDatagrams+st.DatagramOverruns >= 200 && st.UnknownSenders >= 1 && st.StrayReplies >= 1 {
+		if st.BadDatagrams+st.DatagramOverruns >= 200 && st.UnknownSenders >= 1 && st.StrayReplies >= 1 &&
+			st.AuthFailures >= 2 && st.Replays >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -370,27 +553,10 @@ func TestMalformedFrameClosesOnlyThatPeer(t *testing.T) {
 	a, b := startNode(t, "alice"), startNode(t, "bob")
 	connected(t, a, b)
 	// A hand-made client that passes the handshake, then sends a broken chat.
-	nc, err := net.Dial("tcp", a.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	c := transport.NewConn(nc)
+	c, id := handMadeClient(t, a)
 	defer c.Close()
-	id := "zzzzzzzz-evil" // sorts after any base32 id: a is the decider
-	c.Send(transport.Hello{Version: transport.ProtocolVersion, ID: id, Name: "evil", UDPPort: 1})
-	for {
-		typ, _, err := c.Read(time.Now().Add(wait))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if typ == transport.TypeWelcome {
-			break
-		}
-	}
 	next(t, a, func(e PeerUp) bool { return e.Peer.ID == id })
-	raw := []byte{0, 0, 0, 3, byte(transport.TypeChat), 0xff, 0xff}
-	nc.Write(raw)
+	c.Send(rawFrame{transport.TypeChat, []byte{0xff, 0xff}})
 	d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == id })
 	if !strings.Contains(d.Reason, "protocol error") {
 		t.Fatalf("reason %q", d.Reason)
@@ -410,4 +576,42 @@ func TestUDPTarget(t *testing.T) {
 	if got := udpTarget(learned, tcp, 6000); got != learned {
 		t.Fatal(got)
 	}
+}
+
+// rawFrame sends arbitrary bytes as a frame payload.
+type rawFrame struct {
+	t transport.Type
+	p []byte
+}
+
+func (f rawFrame) Type() transport.Type   { return f.t }
+func (f rawFrame) Append(b []byte) []byte { return append(b, f.p...) }
+
+// handMadeClient connects to n as a lanchat node of its own making, with a
+// fresh identity, and completes the handshake.
+func handMadeClient(t *testing.T, n *testNode) (*transport.Conn, string) {
+	t.Helper()
+	id, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := id.Certificate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tls.Dial("tcp", n.addr(), tlsConfig(cert))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := transport.NewConn(tc)
+	c.Send(transport.Hello{Version: transport.ProtocolVersion, ID: id.ID, Name: "handmade", UDPPort: 1, Session: 1})
+	if typ, _, err := c.Read(time.Now().Add(wait)); err != nil || typ != transport.TypeHello {
+		t.Fatalf("no hello: %v %v", typ, err)
+	}
+	if id.ID < n.ID() {
+		c.Send(transport.Welcome{Status: transport.WelcomeOK})
+	} else if typ, _, err := c.Read(time.Now().Add(wait)); err != nil || typ != transport.TypeWelcome {
+		t.Fatalf("no welcome: %v %v", typ, err)
+	}
+	return c, id.ID
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"lanchat/identity"
 	"lanchat/transport"
 )
 
@@ -16,6 +17,7 @@ import (
 type peer struct {
 	n       *Node
 	conn    *transport.Conn
+	ch      *transport.Channel // seals and opens our datagrams
 	id      string
 	session uint64
 	via     string
@@ -23,6 +25,8 @@ type peer struct {
 	addr    string
 	tcpAddr netip.AddrPort
 	udpPort uint16
+	// fingerprint of the peer's key ("" when insecure).
+	fingerprint string
 	// done is closed when the connection has ended; waiters on requests
 	// to this peer give up then.
 	done chan struct{}
@@ -36,6 +40,8 @@ type peer struct {
 	lastRTT  time.Duration
 	// bye is the reason the peer gave when it said goodbye.
 	bye string
+	// trust is the known-peers verdict on name and id.
+	trust identity.Trust
 }
 
 func (p *peer) info() Info {
@@ -43,7 +49,7 @@ func (p *peer) info() Info {
 	defer p.mu.Unlock()
 	i := Info{
 		ID: p.id, Name: p.name, Addr: p.addr, TCP: "up", UDP: p.udpState,
-		Via: p.via, Since: p.since, LastRTT: p.lastRTT,
+		Via: p.via, Since: p.since, LastRTT: p.lastRTT, Trust: p.trust, Fingerprint: p.fingerprint,
 	}
 	if t := p.udpTargetLocked(); t.IsValid() {
 		i.UDPAddr = t.String()
@@ -122,7 +128,9 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		p.name = m.Name
 		p.mu.Unlock()
 		if old != m.Name {
+			p.n.checkTrust(p)
 			p.n.emit(Nick{ID: p.id, Old: old, New: m.Name})
+			p.n.warnIfConflict(p)
 		}
 	case transport.TypeBye:
 		m, err := transport.DecodeBye(payload)
@@ -199,7 +207,7 @@ func (p *peer) probeUDP(holdOff bool) {
 		if udpOK() {
 			return
 		}
-		p.n.sendDatagram(p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
+		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
 		t := time.NewTimer(interval)
 		select {
 		case <-t.C:

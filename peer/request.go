@@ -95,7 +95,7 @@ func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqI
 		n.pmu.Unlock()
 		var err error
 		if via == UDP {
-			err = n.sendDatagram(p.udpTarget(), m)
+			err = n.sendDatagram(p, p.udpTarget(), m)
 		} else {
 			err = p.conn.Send(m)
 		}

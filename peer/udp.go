@@ -7,9 +7,9 @@ import (
 	"lanchat/transport"
 )
 
-// sendDatagram sends m to addr, signed with our id.
-func (n *Node) sendDatagram(to netip.AddrPort, m transport.Message) error {
-	b, err := transport.AppendDatagram(nil, n.id, m)
+// sendDatagram seals m for p and sends it to addr.
+func (n *Node) sendDatagram(p *peer, to netip.AddrPort, m transport.Message) error {
+	b, err := p.ch.Seal(nil, n.id, m)
 	if err != nil {
 		return err
 	}
@@ -19,24 +19,35 @@ func (n *Node) sendDatagram(to netip.AddrPort, m transport.Message) error {
 // handleDatagram acts on one received datagram. It runs on the node's main
 // loop, so it must not block: replies are datagrams, which do not.
 func (n *Node) handleDatagram(pkt transport.Packet) {
-	dg, err := transport.DecodeDatagram(pkt.Buf)
+	h, err := transport.ParseHeader(pkt.Buf)
 	if err != nil {
 		n.badDatagrams.Add(1)
-		if !errors.Is(err, transport.ErrUnknownType) {
-			n.log.Debug("dropping datagram", "from", pkt.From, "err", err)
-		}
+		n.log.Debug("dropping datagram", "from", pkt.From, "err", err)
 		return
 	}
 	n.mu.Lock()
-	p := n.peers[dg.Sender]
+	p := n.peers[h.Sender]
 	n.mu.Unlock()
 	if p == nil {
 		n.unknownSenders.Add(1)
-		n.log.Debug("dropping datagram from unknown sender", "from", pkt.From, "id", dg.Sender)
+		n.log.Debug("dropping datagram from unknown sender", "from", pkt.From, "id", h.Sender)
+		return
+	}
+	msg, err := p.ch.Open(h)
+	switch {
+	case errors.Is(err, transport.ErrAuth):
+		n.authFailures.Add(1)
+	case errors.Is(err, transport.ErrReplay):
+		n.replays.Add(1)
+	case err != nil:
+		n.badDatagrams.Add(1)
+	}
+	if err != nil {
+		n.log.Debug("dropping datagram", "from", pkt.From, "err", err)
 		return
 	}
 	from := netip.AddrPortFrom(pkt.From.Addr().Unmap(), pkt.From.Port())
-	switch m := dg.Msg.(type) {
+	switch m := msg.(type) {
 	case transport.Probe:
 		p.mu.Lock()
 		p.udpAddr = from
@@ -46,21 +57,21 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 		}
 		p.mu.Unlock()
 		if !m.Ack {
-			n.sendDatagram(from, transport.Probe{Ack: true, Nonce: m.Nonce})
+			n.sendDatagram(p, from, transport.Probe{Ack: true, Nonce: m.Nonce})
 			if !wasOK {
 				// Prove the path our way too, without waiting for our prober.
-				n.sendDatagram(from, transport.Probe{Nonce: n.nextReq.Add(1)})
+				n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
 			}
 		}
 	case transport.TimeReq:
-		n.sendDatagram(from, timeReply(m, pkt.Time))
+		n.sendDatagram(p, from, timeReply(m, pkt.Time))
 	case transport.Echo:
 		if m.Reply {
 			n.complete(p.id, m, pkt.Time)
 			return
 		}
 		m.Reply = true
-		n.sendDatagram(from, m)
+		n.sendDatagram(p, from, m)
 	case transport.TimeResp:
 		n.complete(p.id, m, pkt.Time)
 	}

@@ -7,7 +7,7 @@ import (
 
 // ProtocolVersion is carried in the TCP hello, in every datagram and in the
 // mDNS TXT record; nodes of another version are refused.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // Magic opens every hello, so a connection to something that is not
 // lanchat fails at its first frame.
@@ -29,13 +29,15 @@ const (
 	TypeEchoResp Type = 9  // TCP or UDP
 	TypeProbe    Type = 10 // UDP: the sender's datagram channel is open
 	TypeProbeAck Type = 11 // UDP: answer to a probe
+	TypeAck      Type = 12 // TCP: chat messages received up to an id
+	TypeBeat     Type = 13 // TCP: heartbeat, no payload
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "hello", TypeWelcome: "welcome", TypeChat: "chat", TypeNick: "nick",
 	TypeBye: "bye", TypeTimeReq: "time request", TypeTimeResp: "time response",
 	TypeEchoReq: "echo request", TypeEchoResp: "echo response",
-	TypeProbe: "probe", TypeProbeAck: "probe ack",
+	TypeProbe: "probe", TypeProbeAck: "probe ack", TypeAck: "ack", TypeBeat: "heartbeat",
 }
 
 func (t Type) String() string {
@@ -78,6 +80,8 @@ type Hello struct {
 	Session uint64
 	// Via is how the dialler found this node: 0 by hand, 1 by mDNS.
 	Via uint8
+	// TCPPort is where the sender listens, for reconnecting to it.
+	TCPPort uint16
 }
 
 func (Hello) Type() Type { return TypeHello }
@@ -90,6 +94,7 @@ func (m Hello) Append(b []byte) []byte {
 	e.u16(m.UDPPort)
 	e.u64(m.Session)
 	e.u8(m.Via)
+	e.u16(m.TCPPort)
 	return e.b
 }
 
@@ -107,6 +112,7 @@ func DecodeHello(p []byte) (Hello, error) {
 	m.UDPPort = d.u16("udp port")
 	m.Session = d.u64("session")
 	m.Via = d.u8("via")
+	m.TCPPort = d.u16("tcp port")
 	if d.err != nil {
 		return m, d.err
 	}
@@ -150,6 +156,8 @@ func DecodeWelcome(p []byte) (Welcome, error) {
 }
 
 // Chat is a line of chat; Direct marks a message sent to one peer only.
+// MsgID increases with every message a process sends, so each receiver
+// sees increasing ids and can drop a resent duplicate.
 type Chat struct {
 	MsgID  uint64
 	Direct bool
@@ -174,6 +182,27 @@ func DecodeChat(p []byte) (Chat, error) {
 	}
 	return m, d.err
 }
+
+// Ack says that every chat message up to and including Upto has arrived.
+type Ack struct{ Upto uint64 }
+
+func (Ack) Type() Type { return TypeAck }
+func (m Ack) Append(b []byte) []byte {
+	e := encoder{b}
+	e.u64(m.Upto)
+	return e.b
+}
+func DecodeAck(p []byte) (Ack, error) {
+	d := decoder{b: p, what: "ack"}
+	m := Ack{Upto: d.u64("upto")}
+	return m, d.err
+}
+
+// Beat is a heartbeat: it only shows the sender is alive.
+type Beat struct{}
+
+func (Beat) Type() Type             { return TypeBeat }
+func (Beat) Append(b []byte) []byte { return b }
 
 // Nick announces the sender's new name.
 type Nick struct{ Name string }
@@ -331,6 +360,10 @@ func Decode(t Type, p []byte) (Message, error) {
 		return DecodeEcho(t, p)
 	case TypeProbe, TypeProbeAck:
 		return DecodeProbe(t, p)
+	case TypeAck:
+		return DecodeAck(p)
+	case TypeBeat:
+		return Beat{}, nil
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnknownType, t)
 }

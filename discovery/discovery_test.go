@@ -1,0 +1,65 @@
+package discovery
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"testing"
+
+	"github.com/grandcat/zeroconf"
+
+	"lanchat/transport"
+)
+
+func TestVersionMatchesProtocol(t *testing.T) {
+	if Version != strconv.Itoa(transport.ProtocolVersion) {
+		t.Fatalf("TXT version %q, protocol %d", Version, transport.ProtocolVersion)
+	}
+}
+
+func TestParse(t *testing.T) {
+	s := &Service{
+		cfg:     Config{ID: "SELF", Ifaces: []net.Interface{{Name: "eth0"}}},
+		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+		skipped: map[string]bool{},
+	}
+	entry := func(port int, txt ...string) *zeroconf.ServiceEntry {
+		e := zeroconf.NewServiceEntry("inst", ServiceType, Domain)
+		e.Port = port
+		e.Text = txt
+		e.AddrIPv4 = []net.IP{net.ParseIP("10.0.0.2")}
+		e.AddrIPv6 = []net.IP{net.ParseIP("fd00::2"), net.ParseIP("fe80::2")}
+		return e
+	}
+	tests := []struct {
+		name  string
+		e     *zeroconf.ServiceEntry
+		ok    bool
+		addrs []string
+	}{
+		{"good", entry(4000, "v=2", "id=PEER", "name=bob", "udp=4001"), true,
+			[]string{"10.0.0.2:4000", "[fd00::2]:4000", "[fe80::2%eth0]:4000"}},
+		{"self", entry(4000, "v=2", "id=SELF"), false, nil},
+		{"no id", entry(4000, "v=2"), false, nil},
+		{"other version", entry(4000, "v=1", "id=PEER"), false, nil},
+		{"no version", entry(4000, "id=PEER"), false, nil},
+		{"bad port", entry(0, "v=2", "id=PEER"), false, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := s.parse(tt.e)
+			if ok != tt.ok {
+				t.Fatalf("ok = %v", ok)
+			}
+			if ok && (got.ID != "PEER" || got.Name != "bob" || got.UDPPort != 4001 || len(got.Addrs) != len(tt.addrs)) {
+				t.Fatalf("got %+v", got)
+			}
+			for i, a := range tt.addrs {
+				if got.Addrs[i] != a {
+					t.Fatalf("addr %d = %s, want %s", i, got.Addrs[i], a)
+				}
+			}
+		})
+	}
+}

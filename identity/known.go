@@ -1,0 +1,198 @@
+package identity
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Trust is what the known-peers file says of a name and id seen together.
+type Trust int
+
+const (
+	// Trusted: the name was recorded with this id before.
+	Trusted Trust = iota
+	// FirstSeen: first time this name is seen; it has now been recorded.
+	FirstSeen
+	// Conflict: the name was recorded with another id.
+	Conflict
+)
+
+func (t Trust) String() string {
+	switch t {
+	case Trusted:
+		return "trusted"
+	case FirstSeen:
+		return "new"
+	case Conflict:
+		return "CONFLICT"
+	}
+	return "unknown"
+}
+
+// Known is the known-peers file: one "NAME ID [added RFC3339]" line per
+// pin, comments with #. It is safe for concurrent use.
+type Known struct {
+	path string
+
+	mu sync.Mutex // protects pins
+	// pins maps a name to the id recorded for it.
+	pins map[string]pin
+}
+
+type pin struct {
+	id    string
+	added string
+}
+
+// LoadKnown reads the known-peers file at path ("" keeps it in memory
+// only). A missing file is empty; a damaged one is an error naming the
+// line, so the user can fix or remove it.
+func LoadKnown(path string) (*Known, error) {
+	k := &Known{path: path, pins: map[string]pin{}}
+	if path == "" {
+		return k, nil
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return k, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read known peers: %w", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(nil, 64<<10)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		f := strings.Fields(text)
+		if len(f) < 2 || len(f) > 3 {
+			return nil, fmt.Errorf("known peers file %s line %d: want NAME ID [DATE], got %q: fix or remove the line", path, line, text)
+		}
+		if !validID(f[1]) {
+			return nil, fmt.Errorf("known peers file %s line %d: %q is not a node id: fix or remove the line", path, line, f[1])
+		}
+		if _, dup := k.pins[f[0]]; dup {
+			return nil, fmt.Errorf("known peers file %s line %d: name %q appears twice: remove one", path, line, f[0])
+		}
+		p := pin{id: f[1]}
+		if len(f) == 3 {
+			p.added = f[2]
+		}
+		k.pins[f[0]] = p
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("known peers file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+func validID(s string) bool {
+	if len(s) != 52 {
+		return false
+	}
+	_, err := idEncoding.DecodeString(s)
+	return err == nil
+}
+
+// Check looks a name and id up, recording them when the name is new.
+func (k *Known) Check(name, id string) (Trust, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p, ok := k.pins[name]
+	switch {
+	case ok && p.id == id:
+		return Trusted, nil
+	case ok:
+		return Conflict, nil
+	}
+	k.pins[name] = pin{id: id, added: time.Now().UTC().Format(time.RFC3339)}
+	return FirstSeen, k.saveLocked()
+}
+
+// PinnedID is the id recorded for name, if any.
+func (k *Known) PinnedID(name string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	p, ok := k.pins[name]
+	return p.id, ok
+}
+
+// Trust records id for name, replacing what was there.
+func (k *Known) Trust(name, id string) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.pins[name] = pin{id: id, added: time.Now().UTC().Format(time.RFC3339)}
+	return k.saveLocked()
+}
+
+// Forget removes the entries whose name is s or whose id starts with s,
+// and returns the names removed.
+func (k *Known) Forget(s string) ([]string, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var gone []string
+	norm := NormalizeID(s)
+	for name, p := range k.pins {
+		if name == s || (len(norm) >= 4 && strings.HasPrefix(p.id, norm)) {
+			delete(k.pins, name)
+			gone = append(gone, name)
+		}
+	}
+	slices.Sort(gone)
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	return gone, k.saveLocked()
+}
+
+// saveLocked writes the file atomically (temporary file and rename).
+func (k *Known) saveLocked() error {
+	if k.path == "" {
+		return nil
+	}
+	names := make([]string, 0, len(k.pins))
+	for n := range k.pins {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var b bytes.Buffer
+	b.WriteString("# lanchat known peers: NAME ID [FIRST-SEEN]. A name seen with another id is a conflict.\n")
+	for _, n := range names {
+		p := k.pins[n]
+		fmt.Fprintf(&b, "%s %s %s\n", n, p.id, p.added)
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(k.path), ".known_peers-*")
+	if err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b.Bytes()); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), k.path); err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package peer
+
+import (
+	"fmt"
+	"strings"
+
+	"lanchat/identity"
+)
+
+// checkTrust looks p's name and id up in the known-peers file (recording
+// them the first time) and sets p.trust.
+func (n *Node) checkTrust(p *peer) {
+	p.mu.Lock()
+	name := p.name
+	p.mu.Unlock()
+	t, err := n.known.Check(name, p.id)
+	if err != nil {
+		n.log.Warn("known peers file not updated", "err", err)
+	}
+	p.mu.Lock()
+	p.trust = t
+	p.mu.Unlock()
+}
+
+// warnIfConflict tells the user, loudly, about a peer whose name is known
+// with another key.
+func (n *Node) warnIfConflict(p *peer) {
+	i := p.info()
+	if i.Trust != identity.Conflict {
+		return
+	}
+	pinned, _ := n.known.PinnedID(i.Name)
+	n.emit(Warning{Text: fmt.Sprintf(
+		"NAME CONFLICT: a node calling itself %q has id %s, but %q is known as %s. "+
+			"Its messages are marked and /msg %s will not pick it. If it is genuine (a reinstalled machine), run /trust %s",
+		i.Name, identity.Grouped(i.ID), i.Name, identity.Grouped(pinned), i.Name, ShortID(i.ID))})
+}
+
+// Whoami describes this node.
+type Whoami struct {
+	Name, ID, Fingerprint string
+}
+
+// Whoami returns this node's name, id and key fingerprint.
+func (n *Node) Whoami() Whoami {
+	return Whoami{Name: n.Name(), ID: n.id, Fingerprint: n.ident.Fingerprint()}
+}
+
+// Trust records the connected peer with id prefix arg as the genuine
+// holder of its name, replacing the id known before.
+func (n *Node) Trust(arg string) (Info, error) {
+	p, err := n.lookupID(arg)
+	if err != nil {
+		return Info{}, err
+	}
+	i := p.info()
+	if err := n.known.Trust(i.Name, i.ID); err != nil {
+		return i, err
+	}
+	n.recheck(i.Name)
+	return p.info(), nil
+}
+
+// Forget removes what the known-peers file says of a name or id prefix;
+// connected peers of the names removed are checked again, so the first of
+// them is trusted on first use once more.
+func (n *Node) Forget(arg string) ([]string, error) {
+	names, err := n.known.Forget(arg)
+	if err != nil {
+		return names, err
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("forget %q: no known peer has that name or id", arg)
+	}
+	for _, name := range names {
+		n.recheck(name)
+	}
+	return names, nil
+}
+
+// recheck updates the trust of every connected peer called name.
+func (n *Node) recheck(name string) {
+	n.mu.Lock()
+	var ps []*peer
+	for _, p := range n.peers {
+		p.mu.Lock()
+		if p.name == name {
+			ps = append(ps, p)
+		}
+		p.mu.Unlock()
+	}
+	n.mu.Unlock()
+	for _, p := range ps {
+		n.checkTrust(p)
+	}
+}
+
+// lookupID finds a connected peer by id prefix only (at least 4
+// characters): trust decisions must not be made by name.
+func (n *Node) lookupID(arg string) (*peer, error) {
+	norm := identity.NormalizeID(arg)
+	if len(norm) < 4 {
+		return nil, fmt.Errorf("give at least 4 characters of the id, not %q", arg)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var match []*peer
+	for _, p := range n.peers {
+		if strings.HasPrefix(p.id, norm) {
+			match = append(match, p)
+		}
+	}
+	switch len(match) {
+	case 1:
+		return match[0], nil
+	case 0:
+		return nil, fmt.Errorf("no connected peer has an id starting with %s", norm)
+	}
+	return nil, fmt.Errorf("id prefix %s matches %d peers: give more of the id (%s)", norm, len(match), describe(match))
+}
