@@ -163,6 +163,11 @@ func start(o options, logger *slog.Logger) error {
 	if created {
 		logger.Info("created a new identity", "file", keyPath, "id", ident.ID)
 	}
+	lock, err := identity.Lock(keyPath)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	known, err := identity.LoadKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile))
 	if err != nil {
 		return err

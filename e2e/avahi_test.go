@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"lanchat/transport"
+
 	"fmt"
 	"os"
 	"os/exec"
@@ -223,6 +225,9 @@ func hasTXT(e browseEntry, kv string) bool {
 	return false
 }
 
+// txtVersion is the protocol version as the TXT record carries it.
+var txtVersion = "v=" + strconv.Itoa(transport.ProtocolVersion)
+
 // TestAvahiInterop checks lanchat's mDNS against avahi: avahi resolves a
 // node's service with the right port and TXT, and services that are not
 // lanchat nodes (no id, or a closed port) published through avahi don't
@@ -238,7 +243,7 @@ func TestAvahiInterop(t *testing.T) {
 
 	t.Run("avahi resolves nodes", func(t *testing.T) {
 		for _, n := range []*Node{alice, bob} {
-			want := []string{"id=" + n.ID, "v=1", "name=" + n.Name, "udp=" + strconv.Itoa(n.UDPPort)}
+			want := []string{"id=" + n.ID, txtVersion, "name=" + n.Name, "udp=" + strconv.Itoa(n.UDPPort)}
 			entries := av.waitBrowse(t, fmt.Sprintf("entry for %s on port %d with TXT %v", n.Label, n.TCPPort, want),
 				discoveryTimeout, func(es []browseEntry) bool {
 					for _, e := range es {
@@ -280,8 +285,8 @@ func TestAvahiInterop(t *testing.T) {
 	})
 
 	t.Run("bogus services", func(t *testing.T) {
-		startProc(t, av.host, av.env, "avahi-publish bogus", "avahi-publish", "-s", "bogus", "_lanchat._tcp", "9", "v=1")
-		startProc(t, av.host, av.env, "avahi-publish fake", "avahi-publish", "-s", "fake", "_lanchat._tcp", "1", "id=fake", "v=1")
+		startProc(t, av.host, av.env, "avahi-publish bogus", "avahi-publish", "-s", "bogus", "_lanchat._tcp", "9", txtVersion)
+		startProc(t, av.host, av.env, "avahi-publish fake", "avahi-publish", "-s", "fake", "_lanchat._tcp", "1", "id=fake", txtVersion)
 		av.waitBrowse(t, "bogus and fake services", discoveryTimeout, func(es []browseEntry) bool {
 			var bogus, fake bool
 			for _, e := range es {

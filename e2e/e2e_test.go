@@ -417,13 +417,20 @@ func TestVersionHelp(t *testing.T) {
 
 // TestSameNameSharedHost runs two nodes with one name on different hosts,
 // and two nodes on one host (one namespace, one home, one mDNS port): all
-// must be told apart by id, and an ambiguous name must not pick one.
+// must be told apart by id. The name goes to the node seen first under it
+// (trust on first use); the other is flagged and reachable by id only.
 func TestSameNameSharedHost(t *testing.T) {
 	lan := newLAN(t, 3)
 	alice := startNode(t, lan.Host(1), "--name", "alice")
 	dup1 := startNode(t, lan.Host(2), "--name", "dup")
+	waitPeerUp(t, alice, 0, dup1, "mdns")
 	dup2 := startNode(t, lan.Host(3), "--name", "dup")
-	carol := startNode(t, lan.Host(3), "--name", "carol")
+	// A second node in the same home must not share the first one's key.
+	refused, err := runLanchat(t, lan.Host(3), hostEnv(lan.Host(3).dir), "--name", "carol", "--json")
+	if err == nil || !strings.Contains(refused, "in use by another running lanchat") || strings.Contains(refused, "panic") {
+		t.Errorf("second node on one identity: want a clear refusal, got %v: %q", err, refused)
+	}
+	carol := startNode(t, lan.Host(3), "--name", "carol", "--identity", lan.Host(3).dir+"/carol.pem")
 	all := []*Node{alice, dup1, dup2, carol}
 	for _, n := range all {
 		for _, p := range all {
@@ -434,20 +441,27 @@ func TestSameNameSharedHost(t *testing.T) {
 	}
 	id := nonce()
 
-	mark := alice.Mark()
-	dm1, dm2 := dup1.Mark(), dup2.Mark()
-	alice.Send(t, "/msg dup which one "+id)
-	alice.WaitFrom(t, mark, "error event for a name two peers share", eventTimeout, is("error"))
+	up := alice.Wait(t, "peer_up for the second dup", eventTimeout, is("peer_up", "id", dup2.ID))
+	if up.Str("trust") != "CONFLICT" {
+		t.Errorf("second node named dup: trust %q, want CONFLICT: %v", up.Str("trust"), up)
+	}
+	alice.Wait(t, "name conflict warning", eventTimeout, func(e Event) bool {
+		return e.Kind() == "warning" && strings.Contains(e.Str("text"), "NAME CONFLICT")
+	})
+	dm2 := dup2.Mark()
+	direct(t, alice, "dup", "which one "+id, dup1)
 	direct(t, alice, dup2.ID[:10], "you two "+id, dup2)
 	chat(t, alice, "both of you "+id, dup1, dup2, carol)
-	ambiguous := func(e Event) bool {
+	dup2.Never(t, dm2, "message to the name dup, trusted for the other node", func(e Event) bool {
 		return e.Kind() == "chat" && strings.Contains(e.Str("text"), "which one "+id)
-	}
-	dup1.Never(t, dm1, "message sent to an ambiguous name", ambiguous)
-	dup2.Never(t, dm2, "message sent to an ambiguous name", ambiguous)
-	dup1.Never(t, dm1, "direct message for the other dup", func(e Event) bool {
-		return e.Kind() == "chat" && strings.Contains(e.Str("text"), "you two "+id)
 	})
+	// The flagged node's messages are marked as such.
+	am := alice.Mark()
+	dup2.Send(t, "i am dup "+id)
+	ev := alice.WaitFrom(t, am, "chat from the second dup", eventTimeout, is("chat", "id", dup2.ID))
+	if ev.Str("trust") != "CONFLICT" {
+		t.Errorf("chat from the flagged node not marked: %v", ev)
+	}
 	checkEcho(t, carol, "udp", dup2.ID[:10], "neighbour", dup2)
 	checkTime(t, dup2, "udp", "carol", carol)
 	noPanics(t, all...)

@@ -962,3 +962,28 @@ func clipTail(s string, n int) string {
 func nonce() string {
 	return strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
 }
+
+// runLanchat runs the binary to completion (bounded by cmdTimeout) with
+// empty input, and returns what it printed and how it exited.
+func runLanchat(t testing.TB, h *Host, env []string, args ...string) (string, error) {
+	t.Helper()
+	cmd := h.Command(env, lanchatBin(t), args...)
+	cmd.Stdin = strings.NewReader("")
+	cmd.WaitDelay = time.Second
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		return out.String(), err
+	case <-time.After(cmdTimeout):
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+		t.Fatalf("lanchat %v still running after %v", args, cmdTimeout)
+		return "", nil
+	}
+}

@@ -135,3 +135,23 @@ func TestGroupedAndNormalize(t *testing.T) {
 		t.Fatal(n)
 	}
 }
+
+func TestLockRefusesASecondUser(t *testing.T) {
+	path := filepath.Join(t.TempDir(), KeyFile)
+	if _, _, err := LoadOrCreate(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Lock(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lock(path); err == nil || !strings.Contains(err.Error(), "--identity") {
+		t.Fatalf("second lock: %v", err)
+	}
+	l.Close()
+	l2, err := Lock(path)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	l2.Close()
+}
