@@ -39,8 +39,9 @@ func init() {
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
 		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
 		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
+		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},
 		{"help", "/help", "show this help", (*Console).cmdHelp},
-		{"quit", "/quit", "leave: peers are told, then lanchat exits (also Ctrl-D)", nil},
+		{"quit", "/quit", "leave: peers are told, then lanchat exits (also Ctrl-D); warns first if messages are undelivered", nil},
 	}
 }
 
@@ -82,7 +83,8 @@ func (c *Console) cmdMsg(_ context.Context, args []string, rest string) error {
 	rest = strings.TrimLeft(rest, " ")
 	target := args[0]
 	text := strings.TrimLeft(rest[len(target):], " ")
-	_, err := c.node.Tell(target, text)
+	sent, err := c.node.Tell(target, text)
+	c.showSent(sent, text, true)
 	return err
 }
 
@@ -337,7 +339,7 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 		list = append(list, map[string]any{
 			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.TCP, "udp": p.UDP,
 			"via": p.Via, "since": p.Since.Format(time.RFC3339Nano), "rtt_ms": ms(p.LastRTT),
-			"trust": p.Trust.String(), "fingerprint": p.Fingerprint,
+			"trust": p.Trust.String(), "fingerprint": p.Fingerprint, "pending": p.Pending,
 		})
 	}
 	if list == nil {
@@ -432,5 +434,31 @@ func (c *Console) cmdForget(_ context.Context, args []string, _ string) error {
 	}
 	c.out.emit("forget", []field{{"names", names}},
 		fmt.Sprintf("* forgot %s; the next node seen under each name is trusted on first use", strings.Join(names, ", ")), false)
+	return nil
+}
+
+func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
+	if len(args) > 0 {
+		return errUsage
+	}
+	pending := c.node.Pending()
+	var b strings.Builder
+	list := []map[string]any{}
+	total := 0
+	for _, p := range pending {
+		total += len(p.Messages)
+		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.TCP, len(p.Messages))
+		var msgs []map[string]any
+		for _, m := range p.Messages {
+			age := time.Since(m.Queued)
+			fmt.Fprintf(&b, "  #%d %s ago: %s\n", m.MsgID, age.Round(100*time.Millisecond), preview([]byte(m.Text)))
+			msgs = append(msgs, map[string]any{"msg_id": m.MsgID, "text": m.Text, "direct": m.Direct, "age_ms": ms(age)})
+		}
+		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.TCP, "messages": msgs})
+	}
+	if total == 0 {
+		b.WriteString("every message has been delivered")
+	}
+	c.out.emit("pending", []field{{"pending", list}, {"total", total}}, strings.TrimRight(b.String(), "\n"), true)
 	return nil
 }

@@ -17,8 +17,10 @@ import (
 type Node interface {
 	ID() string
 	Name() string
-	Say(text string) (int, error)
-	Tell(peerArg, text string) (peer.Info, error)
+	Say(text string) (peer.Sent, error)
+	Tell(peerArg, text string) (peer.Sent, error)
+	Pending() []peer.PendingPeer
+	PendingCount() int
 	Time(ctx context.Context, peerArg, via string) (peer.TimeResult, error)
 	TimeAll(ctx context.Context, via string, each func(peer.TimeResult, error)) error
 	Echo(ctx context.Context, peerArg, via string, payload []byte) (peer.EchoResult, error)
@@ -64,6 +66,9 @@ type Console struct {
 	jobs sync.WaitGroup
 	// prompt is updated by /nick when on a terminal.
 	setPrompt func(string)
+	// quitWarned is set once /quit has warned about undelivered messages;
+	// the next /quit leaves anyway.
+	quitWarned bool
 }
 
 // New makes a console.
@@ -74,7 +79,8 @@ func New(cfg Config) *Console {
 // Printer is where all output goes; main's logger may share it.
 func (c *Console) Printer() *Printer { return c.out }
 
-// quitWait bounds how long quitting waits for background commands.
+// quitWait bounds how long quitting waits for background commands, and
+// in scripted mode for undelivered messages.
 const quitWait = 10 * time.Second
 
 // Run shows events and executes commands until /quit, end of input or ctx
@@ -96,9 +102,48 @@ func (c *Console) Run(ctx context.Context) error {
 		err = c.runLines(ctx)
 	}
 	c.waitJobs()
+	if !c.cfg.Terminal {
+		c.waitDelivery(ctx)
+	}
 	cancel()
 	<-pumpDone
 	return err
+}
+
+// waitDelivery waits, within quitWait, for every message to be delivered,
+// and reports those that were not.
+func (c *Console) waitDelivery(ctx context.Context) {
+	deadline := time.Now().Add(quitWait)
+	for c.node.PendingCount() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := c.node.PendingCount(); n > 0 {
+		c.out.Error(fmt.Errorf("leaving with %d messages not delivered (%s)", n, c.pendingSummary()))
+	}
+}
+
+func (c *Console) pendingSummary() string {
+	var parts []string
+	for _, p := range c.node.Pending() {
+		parts = append(parts, fmt.Sprintf("%s: %d", p.Peer.Name, len(p.Messages)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// confirmQuit reports whether the user may leave now: on a terminal, the
+// first /quit with undelivered messages only warns.
+func (c *Console) confirmQuit() bool {
+	if !c.cfg.Terminal || c.quitWarned {
+		return true
+	}
+	n := c.node.PendingCount()
+	if n == 0 {
+		return true
+	}
+	c.quitWarned = true
+	c.out.emit("warning", []field{{"text", "undelivered messages"}},
+		fmt.Sprintf("!!! %d messages are not delivered yet (%s); they are lost if you leave. /quit again (or Ctrl-D) to leave anyway.", n, c.pendingSummary()), false)
+	return false
 }
 
 func (c *Console) waitJobs() {
@@ -149,12 +194,36 @@ func who(i peer.Info) string { return fmt.Sprintf("%s (%s)", i.Name, peer.ShortI
 func (c *Console) show(ev peer.Event) {
 	switch e := ev.(type) {
 	case peer.PeerUp:
+		verb := "joined"
+		if e.Back {
+			verb = "is back,"
+		}
 		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via},
-			{"trust", e.Peer.Trust.String()}, {"fingerprint", e.Peer.Fingerprint}},
-			fmt.Sprintf("* %s joined from %s via %s (%s)", who(e.Peer), e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
+			{"trust", e.Peer.Trust.String()}, {"fingerprint", e.Peer.Fingerprint}, {"back", e.Back}},
+			fmt.Sprintf("* %s %s from %s via %s (%s)", who(e.Peer), verb, e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
 	case peer.PeerDown:
-		c.out.emit("peer_down", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"reason", e.Reason}},
-			fmt.Sprintf("* %s left: %s", who(e.Peer), e.Reason), false)
+		plain := fmt.Sprintf("* %s left: %s", who(e.Peer), e.Reason)
+		if e.Reconnecting {
+			plain = fmt.Sprintf("* %s is away: %s; reconnecting (messages to it wait)", who(e.Peer), e.Reason)
+		}
+		if e.Undelivered > 0 {
+			plain += fmt.Sprintf("; %d messages to it were not delivered", e.Undelivered)
+		}
+		c.out.emit("peer_down", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"reason", e.Reason},
+			{"reconnecting", e.Reconnecting}, {"undelivered", e.Undelivered}}, plain, false)
+	case peer.PeerState:
+		plain := fmt.Sprintf("* %s is unreachable (silent for %v)", who(e.Peer), e.Silence.Round(100*time.Millisecond))
+		if e.State == "up" {
+			plain = fmt.Sprintf("* %s is reachable again", who(e.Peer))
+		}
+		c.out.emit("peer_state", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"state", e.State},
+			{"silence_ms", ms(e.Silence)}}, plain, false)
+	case peer.Delivered:
+		// One line per message and peer would drown a terminal: only
+		// scripts get them.
+		if c.cfg.JSON {
+			c.out.emit("delivered", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"msg_id", e.MsgID}}, "", false)
+		}
 	case peer.Chat:
 		mark := ""
 		if e.Direct {
@@ -165,7 +234,8 @@ func (c *Console) show(ev peer.Event) {
 			// Never let an impostor's line look like the real one's.
 			from = fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name)
 		}
-		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct}, {"trust", e.From.Trust.String()}},
+		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct},
+			{"trust", e.From.Trust.String()}, {"msg_id", e.MsgID}},
 			fmt.Sprintf("<%s> %s%s", from, mark, e.Text), false)
 	case peer.Nick:
 		c.out.emit("nick", []field{{"id", e.ID}, {"old", e.Old}, {"new", e.New}},
@@ -188,9 +258,11 @@ func (c *Console) execute(ctx context.Context, line string) bool {
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 		// "//" sends a line that starts with a slash, as IRC does.
 		text := strings.TrimPrefix(line, "/")
-		if _, err := c.node.Say(text); err != nil {
+		sent, err := c.node.Say(text)
+		if err != nil {
 			c.out.Error(err)
 		}
+		c.showSent(sent, text, false)
 		return true
 	}
 	name, rest, _ := strings.Cut(line[1:], " ")
@@ -200,7 +272,7 @@ func (c *Console) execute(ctx context.Context, line string) bool {
 		return true
 	}
 	if cmd.name == "quit" {
-		return false
+		return !c.confirmQuit()
 	}
 	args := strings.Fields(rest)
 	if err := cmd.run(c, ctx, args, rest); err != nil {
@@ -219,4 +291,16 @@ func (c *Console) background(ctx context.Context, f func(ctx context.Context)) {
 		defer c.jobs.Done()
 		f(ctx)
 	}()
+}
+
+// showSent reports, to scripts, the id a message got and who it is for.
+func (c *Console) showSent(s peer.Sent, text string, direct bool) {
+	if !c.cfg.JSON || s.MsgID == 0 {
+		return
+	}
+	var to []string
+	for _, p := range s.To {
+		to = append(to, p.ID)
+	}
+	c.out.emit("sent", []field{{"msg_id", s.MsgID}, {"text", text}, {"direct", direct}, {"to", to}}, "", false)
 }

@@ -119,6 +119,7 @@ func (c *Console) runTerminal(ctx context.Context) error {
 		readline.PcItem("/nick"),
 		readline.PcItem("/connect"),
 		readline.PcItem("/whoami"),
+		readline.PcItem("/pending"),
 		readline.PcItem("/trust"),
 		readline.PcItem("/forget", peers),
 		readline.PcItem("/help"),
@@ -155,7 +156,10 @@ func (c *Console) runTerminal(ctx context.Context) error {
 		case errors.Is(err, readline.ErrInterrupt):
 			continue // Ctrl-C clears the line
 		case errors.Is(err, io.EOF):
-			return nil // Ctrl-D
+			if c.confirmQuit() {
+				return nil // Ctrl-D
+			}
+			continue
 		case err != nil:
 			if ctx.Err() != nil {
 				return nil

@@ -115,6 +115,7 @@ func TestTamperedKnownPeersFile(t *testing.T) {
 		"duplicate name": "bob " + a.ID + "\nbob " + a.ID + "\n",
 		"id cut short":   "bob " + a.ID[:40] + "\n",
 		"binary junk":    "\x00\x01\x02 \xff\xfe\n",
+		"one huge line":  strings.Repeat("x", 100<<10),
 	}
 	for name, content := range tests {
 		path := filepath.Join(t.TempDir(), KnownPeersFile)

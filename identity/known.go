@@ -70,7 +70,9 @@ func LoadKnown(path string) (*Known, error) {
 	}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 64<<10)
-	for line := 1; sc.Scan(); line++ {
+	line := 0
+	for sc.Scan() {
+		line++
 		text := strings.TrimSpace(sc.Text())
 		if text == "" || strings.HasPrefix(text, "#") {
 			continue
@@ -92,6 +94,9 @@ func LoadKnown(path string) (*Known, error) {
 		k.pins[f[0]] = p
 	}
 	if err := sc.Err(); err != nil {
+		if errors.Is(err, bufio.ErrTooLong) {
+			return nil, fmt.Errorf("known peers file %s line %d: longer than 64 KiB: fix or remove the line", path, line+1)
+		}
 		return nil, fmt.Errorf("known peers file %s: %w", path, err)
 	}
 	return k, nil

@@ -11,48 +11,56 @@ import (
 	"lanchat/transport"
 )
 
-// Say sends text to every peer and returns how many it was queued for.
-// Errors name the peers it could not be sent to.
-func (n *Node) Say(text string) (int, error) {
+// Sent describes a chat message handed to lanchat: its id and the peers
+// it was queued for (delivery is reported by Delivered events).
+type Sent struct {
+	MsgID uint64
+	To    []Info
+}
+
+// Say sends text to every peer, connected or away (it waits in their
+// outboxes until they are back). Errors name the peers it could not be
+// queued for.
+func (n *Node) Say(text string) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
-		return 0, fmt.Errorf("message not sent: %w", err)
+		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
-	if len(ps) == 0 {
-		return 0, fmt.Errorf("message not sent: %w", ErrNoPeers)
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
+	ms := n.memberList()
+	if len(ms) == 0 {
+		return Sent{}, fmt.Errorf("message not sent: %w", ErrNoPeers)
 	}
 	m := transport.Chat{MsgID: n.nextMsg.Add(1), Sent: time.Now().UnixNano(), Text: text}
+	sent := Sent{MsgID: m.MsgID}
 	var errs []error
-	sent := 0
-	for _, p := range ps {
-		if err := p.conn.Send(m); err != nil {
-			errs = append(errs, fmt.Errorf("not sent to %s: %w", p.info().Name, err))
+	for _, mb := range ms {
+		if err := mb.queue(m); err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		sent++
+		sent.To = append(sent.To, mb.info())
 	}
 	return sent, errors.Join(errs...)
 }
 
-// Tell sends text to one peer (a name or id prefix) only.
-func (n *Node) Tell(peerArg, text string) (Info, error) {
+// Tell sends text to one peer (a name or id prefix) only; a peer that is
+// away gets it when it is back.
+func (n *Node) Tell(peerArg, text string) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
-		return Info{}, fmt.Errorf("message not sent: %w", err)
+		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
-	p, err := n.lookup(peerArg)
+	n.sendMu.Lock()
+	defer n.sendMu.Unlock()
+	mb, err := n.lookup(peerArg)
 	if err != nil {
-		return Info{}, err
+		return Sent{}, err
 	}
 	m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: true, Sent: time.Now().UnixNano(), Text: text}
-	if err := p.conn.Send(m); err != nil {
-		return p.info(), fmt.Errorf("message to %s not sent: %w", p.info().Name, err)
+	if err := mb.queue(m); err != nil {
+		return Sent{}, err
 	}
-	return p.info(), nil
+	return Sent{MsgID: m.MsgID, To: []Info{mb.info()}}, nil
 }
 
 // SetName changes this node's name and tells every peer.
@@ -70,7 +78,7 @@ func (n *Node) SetName(name string) error {
 	var errs []error
 	for _, p := range ps {
 		if err := p.conn.Send(transport.Nick{Name: name}); err != nil {
-			errs = append(errs, fmt.Errorf("%s not told: %w", p.info().Name, err))
+			errs = append(errs, fmt.Errorf("%s not told: %w", p.name(), err))
 		}
 	}
 	return errors.Join(errs...)
@@ -92,6 +100,20 @@ func (n *Node) Discovered(f Found) {
 		return
 	}
 	n.mu.Lock()
+	if m := n.members[f.ID]; m != nil {
+		m.mu.Lock()
+		m.lastAdvertised = time.Now()
+		away := m.away
+		m.mu.Unlock()
+		if away {
+			// Its reconnect loop may be asleep in its backoff: seen
+			// again, it is worth a try now.
+			select {
+			case m.kick <- struct{}{}:
+			default:
+			}
+		}
+	}
 	if n.peers[f.ID] != nil || n.dialing[f.ID] {
 		n.mu.Unlock()
 		return

@@ -19,8 +19,10 @@ type Info struct {
 	// Trust is what the known-peers file says of this name and id.
 	Trust       identity.Trust
 	Fingerprint string
-	Since       time.Time
-	LastRTT     time.Duration // of the last request answered, 0 if none
+	// Pending is how many messages to the peer await its acknowledgement.
+	Pending int
+	Since   time.Time
+	LastRTT time.Duration // of the last request answered, 0 if none
 }
 
 // ShortID is the first 8 characters of an id, for display.
@@ -30,18 +32,41 @@ func ShortID(id string) string { return identity.Short(id) }
 // Node.Events.
 type Event interface{ isEvent() }
 
-// PeerUp: a connection to a peer was established.
-type PeerUp struct{ Peer Info }
+// PeerUp: a connection to a peer was established. Back is set when the
+// peer had been lost and is connected again.
+type PeerUp struct {
+	Peer Info
+	Back bool
+}
 
-// PeerDown: a peer's connection ended.
+// PeerDown: a peer's connection ended. Reconnecting is set when the loss
+// was not a goodbye and the node is trying to get the peer back.
 type PeerDown struct {
-	Peer   Info
-	Reason string
+	Peer         Info
+	Reason       string
+	Reconnecting bool
+	// Undelivered counts messages dropped with the peer.
+	Undelivered int
+}
+
+// PeerState: a connected peer fell silent ("unreachable") or was heard
+// again ("up").
+type PeerState struct {
+	Peer    Info
+	State   string
+	Silence time.Duration
+}
+
+// Delivered: a peer acknowledged a chat message.
+type Delivered struct {
+	Peer  Info
+	MsgID uint64
 }
 
 // Chat: a chat message arrived.
 type Chat struct {
 	From   Info
+	MsgID  uint64
 	Text   string
 	Direct bool
 	At     time.Time
@@ -65,13 +90,15 @@ type Notice struct{ Text string }
 // reached, a connection refused for a protocol error).
 type Problem struct{ Err error }
 
-func (PeerUp) isEvent()   {}
-func (PeerDown) isEvent() {}
-func (Chat) isEvent()     {}
-func (Nick) isEvent()     {}
-func (Notice) isEvent()   {}
-func (Warning) isEvent()  {}
-func (Problem) isEvent()  {}
+func (PeerUp) isEvent()    {}
+func (PeerDown) isEvent()  {}
+func (PeerState) isEvent() {}
+func (Delivered) isEvent() {}
+func (Chat) isEvent()      {}
+func (Nick) isEvent()      {}
+func (Notice) isEvent()    {}
+func (Warning) isEvent()   {}
+func (Problem) isEvent()   {}
 
 // Stats counts what the node dropped.
 type Stats struct {

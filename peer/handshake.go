@@ -139,6 +139,14 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 	hello := transport.Hello{
 		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
 		UDPPort: uint16(n.tr.UDPPort()), Session: n.session, Via: viaCode,
+		TCPPort: uint16(n.tr.TCPPort()),
+	}
+	if provenID != "" {
+		n.mu.Lock()
+		if n.peers[provenID] != nil {
+			hello.Flags |= transport.HelloConnected
+		}
+		n.mu.Unlock()
 	}
 	if err := c.Send(hello); err != nil {
 		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
@@ -177,8 +185,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		n: n, conn: c, ch: ch, id: h.ID, session: h.Session, via: via,
 		since: time.Now(), addr: remote.String(),
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
-		udpPort: h.UDPPort, name: h.Name, udpState: "probing",
-		done: make(chan struct{}),
+		udpPort: h.UDPPort, done: make(chan struct{}),
 	}
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pub, ok := tc.ConnectionState().PeerCertificates[0].PublicKey.(ed25519.PublicKey); ok {
@@ -189,7 +196,10 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 	if n.id < h.ID {
 		// We decide which connection the pair keeps.
 		var ok bool
-		if old, ok = n.admit(p, false); !ok {
+		if old, ok = n.admit(p, false, h.Flags&transport.HelloConnected != 0); !ok {
+			if n.ctx.Err() != nil {
+				return fail(fmt.Errorf("handshake with %v: %w", remote, n.ctx.Err()))
+			}
 			c.Send(transport.Welcome{Status: transport.WelcomeDuplicate})
 			c.FlushClose(time.Second)
 			return nil, fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID))
@@ -217,8 +227,12 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		default:
 			return fail(fmt.Errorf("handshake with %v: refused: %s", remote, w.Reason))
 		}
-		old, _ = n.admit(p, true)
+		var ok bool
+		if old, ok = n.admit(p, true, false); !ok {
+			return fail(fmt.Errorf("handshake with %v: %w", remote, n.ctx.Err()))
+		}
 	}
+	back := n.attach(p, h, dialed)
 	if old != nil {
 		// The node restarted, or its old connection died unnoticed: the
 		// new one wins. Only a new session is worth telling the user.
@@ -227,14 +241,14 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 			n.emit(PeerDown{Peer: old.info(), Reason: "restarted"})
 		}
 	}
-	n.checkTrust(p)
-	n.emit(PeerUp{Peer: p.info()})
-	n.warnIfConflict(p)
+	n.checkTrust(p.m)
+	n.emit(PeerUp{Peer: p.info(), Back: back})
+	n.warnIfConflict(p.m)
 	n.wg.Add(2)
 	go n.serve(p)
 	// The other side registers only after our welcome, so as decider we
 	// let it probe first: our early probes would reach it as an unknown
 	// sender.
-	go p.probeUDP(n.id < h.ID)
+	go p.keep(n.id < h.ID)
 	return p, nil
 }

@@ -59,6 +59,9 @@ type Config struct {
 	// Insecure turns off TLS and datagram sealing. It exists only to
 	// measure what they cost; a node never offers it to users.
 	Insecure bool
+	// OnPeerLost is called when a peer's connection is lost without a
+	// goodbye (discovery then looks again at once).
+	OnPeerLost func()
 }
 
 // Node is this process's member of the chat: it accepts and dials
@@ -86,10 +89,20 @@ type Node struct {
 	name string
 	// peers is the table: one entry per connected node id.
 	peers map[string]*peer
+	// members holds every node connected now or being reconnected, with
+	// what is waiting for it.
+	members map[string]*member
 	// dialing holds ids (from mDNS) being dialled, to dial each once.
 	dialing map[string]bool
 	// warned holds mDNS instances already reported as unusable.
 	warned map[string]bool
+	// closed is set when the node stops: nothing more is admitted.
+	closed bool
+
+	onLost func()
+	// sendMu makes sending one message at a time: ids reach every peer
+	// in increasing order, which receivers rely on to drop duplicates.
+	sendMu sync.Mutex
 
 	pmu     sync.Mutex // protects pending
 	pending map[uint64]*pending
@@ -134,6 +147,8 @@ func New(cfg Config) (*Node, error) {
 		ready:    make(chan struct{}),
 		name:     cfg.Name,
 		peers:    map[string]*peer{},
+		members:  map[string]*member{},
+		onLost:   cfg.OnPeerLost,
 		dialing:  map[string]bool{},
 		warned:   map[string]bool{},
 		pending:  map[uint64]*pending{},
@@ -209,6 +224,8 @@ func (n *Node) logHandshakeError(addr net.Addr, err error) {
 
 func (n *Node) closeAll() {
 	n.mu.Lock()
+	// No handshake still under way may add a connection after this.
+	n.closed = true
 	ps := make([]*peer, 0, len(n.peers))
 	for _, p := range n.peers {
 		ps = append(ps, p)
@@ -244,14 +261,21 @@ func (n *Node) Leave(ctx context.Context, reason string) {
 	wg.Wait()
 }
 
-// admit puts p in the table. Without force it refuses when a connection to
-// the same session of that node is already there. It returns the entry p
-// replaced.
-func (n *Node) admit(p *peer, force bool) (old *peer, ok bool) {
+// admit puts p in the table. With force (the other side decided) it
+// replaces whatever is there. Otherwise a connection to the same process
+// of that node that is already there is kept and p refused, unless it is
+// older than staleAfter and the other side says it holds no live
+// connection: then the old one is dead on its side, which is why it
+// dialled again. It returns the entry p replaced.
+func (n *Node) admit(p *peer, force, otherConnected bool) (old *peer, ok bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.closed {
+		return nil, false
+	}
 	old = n.peers[p.id]
-	if old != nil && !force && old.session == p.session {
+	if old != nil && !force && old.session == p.session &&
+		(otherConnected || time.Since(old.since) < staleAfter) {
 		return nil, false
 	}
 	n.peers[p.id] = p
@@ -269,28 +293,31 @@ func (n *Node) remove(p *peer) bool {
 	return true
 }
 
-// serve reads p's connection until it ends, then reports the peer gone.
+// serve reads p's connection until it ends, then reports the peer gone
+// (or away, while it is reconnected).
 func (n *Node) serve(p *peer) {
 	defer n.wg.Done()
 	reason := p.readLoop()
 	p.conn.Close()
 	close(p.done)
-	if n.remove(p) {
-		n.emit(PeerDown{Peer: p.info(), Reason: reason})
+	if !n.remove(p) {
+		return // replaced by a newer connection to the same node
 	}
+	p.mu.Lock()
+	bye := p.bye != ""
+	p.mu.Unlock()
+	info := p.info()
+	reconnecting, undelivered := n.detach(p, bye)
+	n.emit(PeerDown{Peer: info, Reason: reason, Reconnecting: reconnecting, Undelivered: undelivered})
 }
 
-// Peers returns a snapshot of the table, sorted by name then id.
+// Peers returns a snapshot of every peer, connected or away, sorted by
+// name then id.
 func (n *Node) Peers() []Info {
-	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
-	n.mu.Unlock()
-	out := make([]Info, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.info())
+	ms := n.memberList()
+	out := make([]Info, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.info())
 	}
 	slices.SortFunc(out, func(a, b Info) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID))
@@ -298,7 +325,7 @@ func (n *Node) Peers() []Info {
 	return out
 }
 
-// PeerNames returns the names of the connected peers, for completion.
+// PeerNames returns the names of the peers, for completion.
 func (n *Node) PeerNames() []string {
 	var names []string
 	for _, p := range n.Peers() {
@@ -319,27 +346,26 @@ func (n *Node) Stats() Stats {
 	}
 }
 
-// lookup finds a peer by name or id prefix.
-func (n *Node) lookup(arg string) (*peer, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var byName, byID, conflicts []*peer
+// lookup finds a peer, connected or away, by name or id prefix.
+func (n *Node) lookup(arg string) (*member, error) {
+	ms := n.memberList()
+	var byName, byID, conflicts []*member
 	norm := identity.NormalizeID(arg)
-	for _, p := range n.peers {
-		p.mu.Lock()
-		name, trust := p.name, p.trust
-		p.mu.Unlock()
+	for _, m := range ms {
+		m.mu.Lock()
+		name, trust := m.name, m.trust
+		m.mu.Unlock()
 		if name == arg {
 			// A name is never resolved to a node that is not the one
 			// known by that name.
 			if trust == identity.Conflict {
-				conflicts = append(conflicts, p)
+				conflicts = append(conflicts, m)
 			} else {
-				byName = append(byName, p)
+				byName = append(byName, m)
 			}
 		}
-		if len(norm) >= 4 && strings.HasPrefix(p.id, norm) {
-			byID = append(byID, p)
+		if len(norm) >= 4 && strings.HasPrefix(m.id, norm) {
+			byID = append(byID, m)
 		}
 	}
 	switch {
@@ -354,33 +380,42 @@ func (n *Node) lookup(arg string) (*peer, error) {
 		return byID[0], nil
 	case len(byID) > 1:
 		return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
-	case len(n.peers) == 0:
+	case len(ms) == 0:
 		return nil, fmt.Errorf("unknown peer %q: %w", arg, ErrNoPeers)
 	}
-	all := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		all = append(all, p)
-	}
-	return nil, fmt.Errorf("unknown peer %q; known peers: %s", arg, describe(all))
+	return nil, fmt.Errorf("unknown peer %q; known peers: %s", arg, describe(ms))
 }
 
-// Resolve finds a connected peer by name, or by id prefix when names clash.
+// lookupLive finds a connected peer: requests need a connection.
+func (n *Node) lookupLive(arg string) (*peer, error) {
+	m, err := n.lookup(arg)
+	if err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.conn == nil {
+		return nil, fmt.Errorf("%s (%s) is away: its connection was lost and is being re-established", m.name, ShortID(m.id))
+	}
+	return m.conn, nil
+}
+
+// Resolve finds a peer by name, or by id prefix when names clash.
 func (n *Node) Resolve(arg string) (Info, error) {
-	p, err := n.lookup(arg)
+	m, err := n.lookup(arg)
 	if err != nil {
 		return Info{}, err
 	}
-	return p.info(), nil
+	return m.info(), nil
 }
 
-// describe lists peers as "name (id prefix)", sorted; it runs under n.mu,
-// so it takes each peer's lock only briefly.
-func describe(ps []*peer) string {
+// describe lists members as "name (id prefix)", sorted.
+func describe(ms []*member) string {
 	var s []string
-	for _, p := range ps {
-		p.mu.Lock()
-		s = append(s, fmt.Sprintf("%s (%s)", p.name, ShortID(p.id)))
-		p.mu.Unlock()
+	for _, m := range ms {
+		m.mu.Lock()
+		s = append(s, fmt.Sprintf("%s (%s)", m.name, ShortID(m.id)))
+		m.mu.Unlock()
 	}
 	slices.Sort(s)
 	return strings.Join(s, ", ")

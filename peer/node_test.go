@@ -63,7 +63,11 @@ func startNodeWith(t testing.TB, name string, insecure bool) *testNode {
 		for {
 			select {
 			case e := <-n.Events():
-				tn.events <- e
+				select {
+				case tn.events <- e:
+				case <-ctx.Done():
+					return
+				}
 			case <-ctx.Done():
 				return
 			}
@@ -117,8 +121,8 @@ func TestChatAndDirect(t *testing.T) {
 	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
 	connected(t, a, b)
 	connected(t, a, c)
-	if n, err := a.Say("hello all"); err != nil || n != 2 {
-		t.Fatalf("Say = %d, %v", n, err)
+	if s, err := a.Say("hello all"); err != nil || len(s.To) != 2 {
+		t.Fatalf("Say = %+v, %v", s, err)
 	}
 	for _, n := range []*testNode{b, c} {
 		m := next[Chat](t, n, nil)
@@ -272,14 +276,91 @@ func TestLeaveAndLoss(t *testing.T) {
 	if d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() }); d.Reason != "quit" {
 		t.Fatalf("reason %q", d.Reason)
 	}
-	// A connection that dies without a goodbye.
-	c.closeAll()
-	d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == c.ID() })
-	if d.Reason == "quit" {
-		t.Fatalf("reason %q for a lost connection", d.Reason)
+	if ps := a.Peers(); len(ps) != 1 || ps[0].ID != c.ID() {
+		t.Fatalf("peers after bob left: %v", ps)
 	}
-	if len(a.Peers()) != 0 {
-		t.Fatalf("peers left: %v", a.Peers())
+	// A connection that dies without a goodbye: carol is away, messages
+	// wait for her, and she is reconnected.
+	c.dropConnections()
+	d := next(t, a, func(e PeerDown) bool { return e.Peer.ID == c.ID() })
+	if d.Reason == "quit" || !d.Reconnecting {
+		t.Fatalf("lost connection reported as %+v", d)
+	}
+	if _, err := a.Say("while you were away"); err != nil {
+		t.Fatal(err)
+	}
+	up := next(t, a, func(e PeerUp) bool { return e.Peer.ID == c.ID() })
+	if !up.Back {
+		t.Fatalf("reconnection not reported as back: %+v", up)
+	}
+	next(t, c, func(e Chat) bool { return e.Text == "while you were away" })
+	next(t, a, func(e Delivered) bool { return e.Peer.ID == c.ID() })
+	if n := a.PendingCount(); n != 0 {
+		t.Fatalf("%d messages still pending", n)
+	}
+}
+
+// Messages queued for a peer that is away reach it once, in order, when
+// it is back; the outbox is bounded.
+func TestOutboxWhileAway(t *testing.T) {
+	a, b := startNode(t, "alice"), startNode(t, "bob")
+	connected(t, a, b)
+	// Stop bob's node from reconnecting by itself; alice will.
+	b.dropConnections()
+	next(t, a, func(e PeerDown) bool { return e.Reconnecting })
+	const count = 50
+	for i := 0; i < count; i++ {
+		if _, err := a.Say(fmt.Sprintf("m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < count; i++ {
+		m := next[Chat](t, b, nil)
+		if m.Text != fmt.Sprintf("m%d", i) {
+			t.Fatalf("message %d is %q", i, m.Text)
+		}
+	}
+	deadline := time.Now().Add(wait)
+	for a.PendingCount() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := a.PendingCount(); n != 0 {
+		t.Fatalf("%d messages still pending", n)
+	}
+	select {
+	case e := <-b.events:
+		if m, ok := e.(Chat); ok {
+			t.Fatalf("duplicate %q", m.Text)
+		}
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestMemberBookkeeping(t *testing.T) {
+	m := &member{name: "bob"}
+	for i := uint64(1); i <= OutboxLimit; i++ {
+		if err := m.queue(transport.Chat{MsgID: i}); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if err := m.queue(transport.Chat{MsgID: OutboxLimit + 1}); err == nil || !strings.Contains(err.Error(), "bob") {
+		t.Fatalf("full outbox: %v", err)
+	}
+	if got := m.acked(10); len(got) != 10 || got[9].msg.MsgID != 10 || len(m.outbox) != OutboxLimit-10 {
+		t.Fatalf("acked 10: %d delivered, %d left", len(got), len(m.outbox))
+	}
+	if got := m.acked(5); len(got) != 0 {
+		t.Fatalf("old ack delivered %d", len(got))
+	}
+	steps := []struct {
+		id    uint64
+		fresh bool
+		ack   uint64
+	}{{1, true, 1}, {2, true, 2}, {2, false, 2}, {1, false, 2}, {5, true, 5}, {3, false, 5}}
+	for _, s := range steps {
+		if fresh, ack := m.received(s.id); fresh != s.fresh || ack != s.ack {
+			t.Fatalf("received(%d) = %v, %d; want %v, %d", s.id, fresh, ack, s.fresh, s.ack)
+		}
 	}
 }
 
@@ -320,6 +401,7 @@ func TestNameConflict(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := next(t, a, func(e PeerUp) bool { return e.Peer.ID == fake.ID() })
+	next(t, fake, func(e PeerUp) bool { return e.Peer.ID == a.ID() })
 	if up.Peer.Trust != identity.Conflict {
 		t.Fatalf("impostor trust %v", up.Peer.Trust)
 	}
@@ -614,4 +696,18 @@ func handMadeClient(t *testing.T, n *testNode) (*transport.Conn, string) {
 		t.Fatalf("no welcome: %v %v", typ, err)
 	}
 	return c, id.ID
+}
+
+// dropConnections closes every connection as a network failure would,
+// leaving the node running (closeAll is for stopping it).
+func (n *Node) dropConnections() {
+	n.mu.Lock()
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	n.mu.Unlock()
+	for _, p := range ps {
+		p.conn.Close()
+	}
 }

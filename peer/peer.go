@@ -7,15 +7,16 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"lanchat/identity"
 	"lanchat/transport"
 )
 
 // peer is one entry of the table: a live connection to another node.
 type peer struct {
 	n       *Node
+	m       *member // set by attach, before the connection is served
 	conn    *transport.Conn
 	ch      *transport.Channel // seals and opens our datagrams
 	id      string
@@ -30,31 +31,55 @@ type peer struct {
 	// done is closed when the connection has ended; waiters on requests
 	// to this peer give up then.
 	done chan struct{}
+	// lastHeard and lastUDP are when anything (any frame or datagram),
+	// and an authentic datagram, last arrived: Unix nanoseconds.
+	lastHeard, lastUDP atomic.Int64
 
 	mu sync.Mutex // protects following
-	// name is the peer's current name.
-	name string
 	// udpAddr is where the peer's datagrams come from, once learned.
-	udpAddr  netip.AddrPort
-	udpState string
-	lastRTT  time.Duration
+	udpAddr netip.AddrPort
+	lastRTT time.Duration
 	// bye is the reason the peer gave when it said goodbye.
 	bye string
-	// trust is the known-peers verdict on name and id.
-	trust identity.Trust
+	// unreachable is set while the peer has been silent too long.
+	unreachable bool
+	// dead is why the keeper gave the connection up, if it did.
+	dead string
 }
 
+func (p *peer) heard(now time.Time) { p.lastHeard.Store(now.UnixNano()) }
+
 func (p *peer) info() Info {
+	p.m.mu.Lock()
+	name, trust, pending := p.m.name, p.m.trust, len(p.m.outbox)
+	p.m.mu.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	i := Info{
-		ID: p.id, Name: p.name, Addr: p.addr, TCP: "up", UDP: p.udpState,
-		Via: p.via, Since: p.since, LastRTT: p.lastRTT, Trust: p.trust, Fingerprint: p.fingerprint,
+		ID: p.id, Name: name, Addr: p.addr, TCP: "up", UDP: p.udpStateLocked(),
+		Via: p.via, Since: p.since, LastRTT: p.lastRTT, Trust: trust, Fingerprint: p.fingerprint,
+		Pending: pending,
+	}
+	if p.unreachable {
+		i.TCP = "unreachable"
 	}
 	if t := p.udpTargetLocked(); t.IsValid() {
 		i.UDPAddr = t.String()
 	}
 	return i
+}
+
+// udpStateLocked: "ok" when an authentic datagram arrived lately,
+// "probing" before the first, "no reply" after a silence.
+func (p *peer) udpStateLocked() string {
+	last := p.lastUDP.Load()
+	switch {
+	case last == 0 && time.Since(p.since) < UnreachableAfter:
+		return "probing"
+	case last != 0 && time.Since(time.Unix(0, last)) < UnreachableAfter:
+		return "ok"
+	}
+	return "no reply"
 }
 
 func (p *peer) udpTargetLocked() netip.AddrPort {
@@ -65,6 +90,12 @@ func (p *peer) udpTarget() netip.AddrPort {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.udpTargetLocked()
+}
+
+func (p *peer) name() string {
+	p.m.mu.Lock()
+	defer p.m.mu.Unlock()
+	return p.m.name
 }
 
 func (p *peer) setRTT(d time.Duration) {
@@ -82,9 +113,10 @@ func (p *peer) readLoop() string {
 		if err != nil {
 			return p.endReason(err)
 		}
+		p.heard(at)
 		if err := p.handleFrame(t, payload, at); err != nil {
 			p.n.log.Warn("closing connection after a protocol error",
-				"peer", p.name, "id", ShortID(p.id), "addr", p.addr, "err", err)
+				"peer", p.name(), "id", ShortID(p.id), "addr", p.addr, "err", err)
 			return fmt.Sprintf("protocol error: %v", err)
 		}
 	}
@@ -92,18 +124,20 @@ func (p *peer) readLoop() string {
 
 func (p *peer) endReason(err error) string {
 	p.mu.Lock()
-	bye := p.bye
+	bye, dead := p.bye, p.dead
 	p.mu.Unlock()
 	switch {
 	case bye != "":
 		return bye
+	case dead != "":
+		return dead
 	case p.n.leaving.Load() || errors.Is(err, net.ErrClosed):
 		return "connection closed here"
 	case errors.Is(err, io.EOF):
 		return "connection closed without goodbye"
 	case errors.Is(err, transport.ErrTooLong), errors.Is(err, transport.ErrMalformed):
 		p.n.log.Warn("closing connection after a protocol error",
-			"peer", p.name, "id", ShortID(p.id), "addr", p.addr, "err", err)
+			"peer", p.name(), "id", ShortID(p.id), "addr", p.addr, "err", err)
 		return fmt.Sprintf("protocol error: %v", err)
 	}
 	return fmt.Sprintf("connection lost: %v", err)
@@ -117,20 +151,35 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
-		p.n.emit(Chat{From: p.info(), Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
+		fresh, ack := p.m.received(m.MsgID)
+		if fresh {
+			p.n.emit(Chat{From: p.info(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
+		}
+		// Acknowledge duplicates too: the first ack may have been lost.
+		return p.conn.Send(transport.Ack{Upto: ack})
+	case transport.TypeAck:
+		m, err := transport.DecodeAck(payload)
+		if err != nil {
+			return err
+		}
+		for _, o := range p.m.acked(m.Upto) {
+			p.n.emit(Delivered{Peer: p.info(), MsgID: o.msg.MsgID})
+		}
+	case transport.TypeBeat:
+		// Only a sign of life: heard above.
 	case transport.TypeNick:
 		m, err := transport.DecodeNick(payload)
 		if err != nil {
 			return err
 		}
-		p.mu.Lock()
-		old := p.name
-		p.name = m.Name
-		p.mu.Unlock()
+		p.m.mu.Lock()
+		old := p.m.name
+		p.m.name = m.Name
+		p.m.mu.Unlock()
 		if old != m.Name {
-			p.n.checkTrust(p)
+			p.n.checkTrust(p.m)
 			p.n.emit(Nick{ID: p.id, Old: old, New: m.Name})
-			p.n.warnIfConflict(p)
+			p.n.warnIfConflict(p.m)
 		}
 	case transport.TypeBye:
 		m, err := transport.DecodeBye(payload)
@@ -167,7 +216,7 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		return fmt.Errorf("unexpected %v frame", t)
 	default:
 		// A newer version's message: skip it, as the protocol promises.
-		p.n.log.Debug("skipping unknown frame", "peer", p.name, "type", uint8(t), "bytes", len(payload))
+		p.n.log.Debug("skipping unknown frame", "peer", p.name(), "type", uint8(t), "bytes", len(payload))
 	}
 	return nil
 }
@@ -182,47 +231,56 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 	}
 }
 
-// probeUDP opens the datagram channel: probes at growing intervals until
-// one is acknowledged or the connection ends. With holdOff it first waits
-// for the peer's probe, which makes it send its own at once.
-func (p *peer) probeUDP(holdOff bool) {
+// keep keeps the connection honest until it ends: it opens the datagram
+// channel with probes (fast at first), then sends a heartbeat over both
+// transports every beatInterval, shows the peer as unreachable after
+// UnreachableAfter of silence, and gives the connection up after
+// deadAfter, so that a pulled cable is noticed although TCP says nothing.
+// With holdOff it lets the peer probe first.
+func (p *peer) keep(holdOff bool) {
 	defer p.n.wg.Done()
-	if holdOff {
-		t := time.NewTimer(300 * time.Millisecond)
-		select {
-		case <-t.C:
-		case <-p.done:
-			t.Stop()
-			return
-		}
-	}
-	udpOK := func() bool {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.udpState == "ok"
-	}
+	p.heard(time.Now())
 	interval := 100 * time.Millisecond
-	const tries = 8
-	for i := 0; i < tries; i++ {
-		if udpOK() {
-			return
-		}
-		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
-		t := time.NewTimer(interval)
+	if holdOff {
+		interval = 300 * time.Millisecond
+	}
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
 		select {
 		case <-t.C:
 		case <-p.done:
-			t.Stop()
 			return
 		}
-		interval = min(2*interval, 2*time.Second)
+		now := time.Now()
+		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
+		if p.lastUDP.Load() != 0 {
+			interval = beatInterval
+		} else {
+			interval = min(2*interval, beatInterval)
+		}
+		p.conn.Send(transport.Beat{})
+		silence := now.Sub(time.Unix(0, p.lastHeard.Load()))
+		p.mu.Lock()
+		was := p.unreachable
+		p.unreachable = silence >= UnreachableAfter
+		changed := was != p.unreachable
+		if silence >= deadAfter {
+			p.dead = fmt.Sprintf("no sign of life for %v", deadAfter)
+		}
+		dead := p.dead != ""
+		p.mu.Unlock()
+		if changed {
+			state := "up"
+			if !was {
+				state = "unreachable"
+			}
+			p.n.emit(PeerState{Peer: p.info(), State: state, Silence: silence})
+		}
+		if dead {
+			p.conn.Close()
+			return
+		}
+		t.Reset(interval)
 	}
-	if udpOK() {
-		return
-	}
-	p.mu.Lock()
-	p.udpState = "no reply"
-	p.mu.Unlock()
-	p.n.log.Warn("no UDP reply from peer: /time -udp and /echo -udp will time out",
-		"peer", p.name, "id", ShortID(p.id), "udp", p.udpTarget())
 }

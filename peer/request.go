@@ -111,7 +111,7 @@ func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqI
 		case <-t.C:
 		case <-p.done:
 			t.Stop()
-			return attemptReply{}, fmt.Errorf("connection to %s closed before the reply", p.info().Name)
+			return attemptReply{}, fmt.Errorf("connection to %s closed before the reply", p.name())
 		case <-ctx.Done():
 			t.Stop()
 			return attemptReply{}, ctx.Err()
@@ -149,7 +149,7 @@ func Delay(t1, t2, t3, t4 int64) time.Duration {
 
 // Time asks peer (a name or id prefix) for its clock.
 func (n *Node) Time(ctx context.Context, peerArg, via string) (TimeResult, error) {
-	p, err := n.lookup(peerArg)
+	p, err := n.lookupLive(peerArg)
 	if err != nil {
 		return TimeResult{}, err
 	}
@@ -177,7 +177,7 @@ func (n *Node) TimeAll(ctx context.Context, via string, each func(TimeResult, er
 		go func() {
 			r, err := n.timeOf(ctx, p, via)
 			if err != nil {
-				err = fmt.Errorf("time %s: %w", p.info().Name, err)
+				err = fmt.Errorf("time %s: %w", p.name(), err)
 			}
 			out <- res{r, err}
 		}()
@@ -225,7 +225,7 @@ func (n *Node) Echo(ctx context.Context, peerArg, via string, payload []byte) (E
 	if len(payload) > transport.MaxPayload {
 		return EchoResult{}, fmt.Errorf("echo payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
 	}
-	p, err := n.lookup(peerArg)
+	p, err := n.lookupLive(peerArg)
 	if err != nil {
 		return EchoResult{}, err
 	}

@@ -7,25 +7,25 @@ import (
 	"lanchat/identity"
 )
 
-// checkTrust looks p's name and id up in the known-peers file (recording
-// them the first time) and sets p.trust.
-func (n *Node) checkTrust(p *peer) {
-	p.mu.Lock()
-	name := p.name
-	p.mu.Unlock()
-	t, err := n.known.Check(name, p.id)
+// checkTrust looks m's name and id up in the known-peers file (recording
+// them the first time) and sets m.trust.
+func (n *Node) checkTrust(m *member) {
+	m.mu.Lock()
+	name := m.name
+	m.mu.Unlock()
+	t, err := n.known.Check(name, m.id)
 	if err != nil {
 		n.log.Warn("known peers file not updated", "err", err)
 	}
-	p.mu.Lock()
-	p.trust = t
-	p.mu.Unlock()
+	m.mu.Lock()
+	m.trust = t
+	m.mu.Unlock()
 }
 
 // warnIfConflict tells the user, loudly, about a peer whose name is known
 // with another key.
-func (n *Node) warnIfConflict(p *peer) {
-	i := p.info()
+func (n *Node) warnIfConflict(m *member) {
+	i := m.info()
 	if i.Trust != identity.Conflict {
 		return
 	}
@@ -49,16 +49,16 @@ func (n *Node) Whoami() Whoami {
 // Trust records the connected peer with id prefix arg as the genuine
 // holder of its name, replacing the id known before.
 func (n *Node) Trust(arg string) (Info, error) {
-	p, err := n.lookupID(arg)
+	m, err := n.lookupID(arg)
 	if err != nil {
 		return Info{}, err
 	}
-	i := p.info()
+	i := m.info()
 	if err := n.known.Trust(i.Name, i.ID); err != nil {
 		return i, err
 	}
 	n.recheck(i.Name)
-	return p.info(), nil
+	return m.info(), nil
 }
 
 // Forget removes what the known-peers file says of a name or id prefix;
@@ -78,36 +78,29 @@ func (n *Node) Forget(arg string) ([]string, error) {
 	return names, nil
 }
 
-// recheck updates the trust of every connected peer called name.
+// recheck updates the trust of every peer called name.
 func (n *Node) recheck(name string) {
-	n.mu.Lock()
-	var ps []*peer
-	for _, p := range n.peers {
-		p.mu.Lock()
-		if p.name == name {
-			ps = append(ps, p)
+	for _, m := range n.memberList() {
+		m.mu.Lock()
+		same := m.name == name
+		m.mu.Unlock()
+		if same {
+			n.checkTrust(m)
 		}
-		p.mu.Unlock()
-	}
-	n.mu.Unlock()
-	for _, p := range ps {
-		n.checkTrust(p)
 	}
 }
 
-// lookupID finds a connected peer by id prefix only (at least 4
-// characters): trust decisions must not be made by name.
-func (n *Node) lookupID(arg string) (*peer, error) {
+// lookupID finds a peer by id prefix only (at least 4 characters): trust
+// decisions must not be made by name.
+func (n *Node) lookupID(arg string) (*member, error) {
 	norm := identity.NormalizeID(arg)
 	if len(norm) < 4 {
 		return nil, fmt.Errorf("give at least 4 characters of the id, not %q", arg)
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	var match []*peer
-	for _, p := range n.peers {
-		if strings.HasPrefix(p.id, norm) {
-			match = append(match, p)
+	var match []*member
+	for _, m := range n.memberList() {
+		if strings.HasPrefix(m.id, norm) {
+			match = append(match, m)
 		}
 	}
 	switch len(match) {

@@ -47,19 +47,17 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 		return
 	}
 	from := netip.AddrPortFrom(pkt.From.Addr().Unmap(), pkt.From.Port())
+	p.heard(pkt.Time)
+	first := p.lastUDP.Swap(pkt.Time.UnixNano()) == 0
 	switch m := msg.(type) {
 	case transport.Probe:
 		p.mu.Lock()
 		p.udpAddr = from
-		wasOK := p.udpState == "ok"
-		if m.Ack {
-			p.udpState = "ok"
-		}
 		p.mu.Unlock()
 		if !m.Ack {
 			n.sendDatagram(p, from, transport.Probe{Ack: true, Nonce: m.Nonce})
-			if !wasOK {
-				// Prove the path our way too, without waiting for our prober.
+			if first {
+				// Prove the path our way too, without waiting for our keeper.
 				n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
 			}
 		}

@@ -82,7 +82,13 @@ type Hello struct {
 	Via uint8
 	// TCPPort is where the sender listens, for reconnecting to it.
 	TCPPort uint16
+	// Flags: HelloConnected.
+	Flags uint8
 }
+
+// HelloConnected: the sender holds a live connection to the receiver
+// already, so this one must not replace it.
+const HelloConnected uint8 = 1
 
 func (Hello) Type() Type { return TypeHello }
 func (m Hello) Append(b []byte) []byte {
@@ -95,6 +101,7 @@ func (m Hello) Append(b []byte) []byte {
 	e.u64(m.Session)
 	e.u8(m.Via)
 	e.u16(m.TCPPort)
+	e.u8(m.Flags)
 	return e.b
 }
 
@@ -113,6 +120,7 @@ func DecodeHello(p []byte) (Hello, error) {
 	m.Session = d.u64("session")
 	m.Via = d.u8("via")
 	m.TCPPort = d.u16("tcp port")
+	m.Flags = d.u8("flags")
 	if d.err != nil {
 		return m, d.err
 	}
