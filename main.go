@@ -18,6 +18,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -141,13 +142,10 @@ func run(args []string) int {
 }
 
 func start(o options, logger *slog.Logger) error {
-	var ifaces []net.Interface
 	for _, name := range o.ifaces {
-		ifi, err := net.InterfaceByName(name)
-		if err != nil {
-			return fmt.Errorf("--iface %s: %w", name, err)
+		if _, err := net.InterfaceByName(name); err != nil {
+			logger.Warn("--iface: no such interface yet; mDNS will use it when it appears", "iface", name)
 		}
-		ifaces = append(ifaces, *ifi)
 	}
 	keyPath := o.identity
 	if keyPath == "" {
@@ -177,7 +175,16 @@ func start(o options, logger *slog.Logger) error {
 		return err
 	}
 	defer tr.Close()
-	node, err := peer.New(peer.Config{Identity: ident, Known: known, Name: o.name, Transport: tr, Logger: logger})
+	// discovery is set once mDNS runs; a lost peer makes it look again.
+	var disc atomic.Pointer[discovery.Service]
+	node, err := peer.New(peer.Config{
+		Identity: ident, Known: known, Name: o.name, Transport: tr, Logger: logger,
+		OnPeerLost: func() {
+			if d := disc.Load(); d != nil {
+				d.Rescan()
+			}
+		},
+	})
 	if err != nil {
 		return err
 	}
@@ -192,17 +199,13 @@ func start(o options, logger *slog.Logger) error {
 		node.Run(nodeCtx)
 	}()
 
-	var disc *discovery.Service
 	if !o.noMDNS {
-		disc, err = discovery.Start(nodeCtx, discovery.Config{
+		disc.Store(discovery.Start(nodeCtx, discovery.Config{
 			Name: o.name, ID: node.ID(), Port: tr.TCPPort(), UDPPort: tr.UDPPort(),
-			Ifaces: ifaces, Logger: logger,
+			Ifaces: o.ifaces, Logger: logger,
 		}, func(e discovery.Entry) {
 			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs})
-		})
-		if err != nil {
-			logger.Warn("mDNS is off: peers must be given with --peer or /connect", "err", err)
-		}
+		}))
 	}
 	for _, arg := range o.peers {
 		id, addr := peer.SplitPeerAddr(arg)
@@ -214,10 +217,10 @@ func start(o options, logger *slog.Logger) error {
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
 		HistoryFile: historyFile(), TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
 		OnRename: func(name string) error {
-			if disc == nil {
-				return nil
+			if d := disc.Load(); d != nil {
+				d.SetName(name)
 			}
-			return disc.SetName(name)
+			return nil
 		},
 	})
 	runErr := con.Run(ctx)
@@ -227,8 +230,8 @@ func start(o options, logger *slog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	node.Leave(sctx, "quit")
-	if disc != nil {
-		disc.Close()
+	if d := disc.Load(); d != nil {
+		d.Close()
 	}
 	stopNode()
 	select {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -40,11 +41,19 @@ type Config struct {
 	ID      string
 	Port    int // TCP
 	UDPPort int
-	// Ifaces restricts mDNS to these interfaces; empty means all
-	// multicast interfaces.
-	Ifaces []net.Interface
+	// Ifaces restricts mDNS to the interfaces of these names (they may
+	// appear later); empty means every multicast interface but loopback.
+	Ifaces []string
 	Logger *slog.Logger
 }
+
+// Timing of the watch loop.
+const (
+	// ifacePoll is how often the interfaces are checked for changes: a
+	// link that comes back, an address that changes, an interface that
+	// appears. Any change re-announces this node and browses again.
+	ifacePoll = 2 * time.Second
+)
 
 // Service advertises and browses until Close.
 type Service struct {
@@ -52,34 +61,67 @@ type Service struct {
 	log    *slog.Logger
 	found  func(Entry)
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	done   chan struct{}
+	rescan chan struct{}
+	rename chan string
 
 	mu sync.Mutex // protects following
-	// server is the current registration, nil when registering failed.
-	server *zeroconf.Server
-	name   string
 	// skipped holds instances already logged as unusable.
 	skipped map[string]bool
-	closed  bool
+	// ifaces are the interfaces in use, for link-local zones.
+	ifaces []net.Interface
 }
 
-// Start registers this node and starts browsing; found is called (from one
-// goroutine, in order) for every lanchat node seen, this one included.
-func Start(ctx context.Context, cfg Config, found func(Entry)) (*Service, error) {
+// Start advertises this node and browses for others until Close. It
+// keeps working when no interface is usable yet (mDNS starts when one
+// comes up); found is called from one goroutine, in order, for every
+// lanchat node seen, this one excepted.
+func Start(ctx context.Context, cfg Config, found func(Entry)) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	s := &Service{cfg: cfg, log: cfg.Logger, found: found, name: cfg.Name, skipped: map[string]bool{}}
-	if err := s.register(cfg.Name); err != nil {
-		return nil, err
+	s := &Service{
+		cfg: cfg, log: cfg.Logger, found: found, skipped: map[string]bool{},
+		done: make(chan struct{}), rescan: make(chan struct{}, 1), rename: make(chan string, 1),
 	}
 	ctx, s.cancel = context.WithCancel(ctx)
-	s.wg.Add(1)
 	go func() {
-		defer s.wg.Done()
-		s.browse(ctx)
+		defer close(s.done)
+		s.run(ctx)
 	}()
-	return s, nil
+	return s
+}
+
+// Rescan browses again at once (a peer was lost: it may be elsewhere now).
+func (s *Service) Rescan() {
+	select {
+	case s.rescan <- struct{}{}:
+	default:
+	}
+}
+
+// SetName re-registers under the new name: the old instance says goodbye
+// and the new one is announced. (zeroconf's SetText would not reach
+// browsers that are already running.)
+func (s *Service) SetName(name string) {
+	for {
+		select {
+		case s.rename <- name:
+			return
+		default:
+		}
+		select { // replace a rename not yet taken
+		case <-s.rename:
+		default:
+		}
+	}
+}
+
+// Close sends the mDNS goodbye, stops browsing and waits for both.
+// Safe to call more than once.
+func (s *Service) Close() {
+	s.cancel()
+	<-s.done
 }
 
 // instance makes the unique instance name for a node name.
@@ -96,73 +138,147 @@ func (s *Service) txt(name string) []string {
 	return []string{"v=" + Version, "id=" + s.cfg.ID, "name=" + name, "udp=" + strconv.Itoa(s.cfg.UDPPort)}
 }
 
-func (s *Service) register(name string) error {
-	srv, err := zeroconf.Register(s.instance(name), ServiceType, Domain, s.cfg.Port, s.txt(name), s.cfg.Ifaces)
-	if err != nil {
-		return fmt.Errorf("mDNS: register %s: %w", ServiceType, err)
+// run owns the registration and the browse rounds: it re-registers and
+// browses again when the interfaces change, browses again on Rescan and
+// every BrowseRound, and shuts everything down when ctx ends.
+func (s *Service) run(ctx context.Context) {
+	var (
+		server   *zeroconf.Server
+		sig      string
+		name     = s.cfg.Name
+		round    context.CancelFunc
+		roundEnd chan struct{}
+		warned   bool
+	)
+	stopRound := func() {
+		if round != nil {
+			round()
+			<-roundEnd
+			round, roundEnd = nil, nil
+		}
 	}
-	s.mu.Lock()
-	s.server = srv
-	s.mu.Unlock()
-	return nil
-}
-
-// SetName re-registers under the new name: the old instance says goodbye
-// and the new one is announced. (zeroconf's SetText would not reach
-// browsers that are already running.)
-func (s *Service) SetName(name string) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	unregister := func() {
+		if server != nil {
+			server.Shutdown() // sends the goodbye
+			server = nil
+		}
 	}
-	old := s.server
-	s.server = nil
-	s.mu.Unlock()
-	if old != nil {
-		old.Shutdown()
-	}
-	return s.register(name)
-}
-
-// Close sends the mDNS goodbye, stops browsing and waits for it to end.
-// Safe to call more than once.
-func (s *Service) Close() {
-	s.mu.Lock()
-	srv := s.server
-	s.server = nil
-	s.closed = true
-	s.mu.Unlock()
-	if srv != nil {
-		srv.Shutdown()
-	}
-	s.cancel()
-	s.wg.Wait()
-}
-
-func (s *Service) browse(ctx context.Context) {
-	for ctx.Err() == nil {
-		if err := s.browseOnce(ctx); err != nil {
-			s.log.Warn("mDNS browse failed; retrying", "err", err)
-			t := time.NewTimer(5 * time.Second)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
+	defer func() {
+		unregister()
+		stopRound()
+	}()
+	poll := time.NewTicker(ifacePoll)
+	defer poll.Stop()
+	for first := true; ; first = false {
+		ifaces, newSig := s.interfaces()
+		changed := newSig != sig || first
+		if changed {
+			sig = newSig
+			s.mu.Lock()
+			s.ifaces = ifaces
+			s.mu.Unlock()
+			unregister()
+			stopRound()
+			if len(ifaces) == 0 {
+				if !warned {
+					s.log.Warn("mDNS: no usable interface yet; peers can still be given with --peer or /connect", "want", s.cfg.Ifaces)
+					warned = true
+				}
+			} else {
+				warned = false
+				var err error
+				if server, err = s.register(name, ifaces); err != nil {
+					s.log.Warn("mDNS: cannot advertise this node", "err", err)
+				}
 			}
+		}
+		if round == nil && len(ifaces) > 0 {
+			round, roundEnd = s.startRound(ctx, ifaces)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		case <-s.rescan:
+			stopRound()
+		case name = <-s.rename:
+			unregister()
+			var err error
+			if len(ifaces) > 0 {
+				if server, err = s.register(name, ifaces); err != nil {
+					s.log.Warn("mDNS: cannot advertise the new name", "err", err)
+				}
+			}
+		case <-roundEnd:
+			round()
+			round, roundEnd = nil, nil
 		}
 	}
 }
 
-// browseOnce runs one browse for BrowseRound with a fresh resolver: a
-// zeroconf Resolver serves one Browse only.
-func (s *Service) browseOnce(ctx context.Context) error {
-	r, err := s.resolver()
+func (s *Service) register(name string, ifaces []net.Interface) (*zeroconf.Server, error) {
+	srv, err := zeroconf.Register(s.instance(name), ServiceType, Domain, s.cfg.Port, s.txt(name), ifaces)
+	if err != nil {
+		return nil, fmt.Errorf("register %s on %s: %w", ServiceType, ifaceNames(ifaces), err)
+	}
+	return srv, nil
+}
+
+// interfaces lists the interfaces mDNS should use now, and a signature
+// that changes whenever one of them changes in a way that matters.
+func (s *Service) interfaces() ([]net.Interface, string) {
+	all, err := net.Interfaces()
+	if err != nil {
+		return nil, ""
+	}
+	var out []net.Interface
+	var sig strings.Builder
+	for _, ifi := range all {
+		if len(s.cfg.Ifaces) > 0 && !slices.Contains(s.cfg.Ifaces, ifi.Name) {
+			continue
+		}
+		if len(s.cfg.Ifaces) == 0 && ifi.Flags&net.FlagLoopback != 0 {
+			continue
+		}
+		if ifi.Flags&net.FlagUp == 0 || ifi.Flags&net.FlagMulticast == 0 {
+			continue
+		}
+		addrs, _ := ifi.Addrs()
+		fmt.Fprintf(&sig, "%d %s %v %v;", ifi.Index, ifi.Name, ifi.Flags, addrs)
+		out = append(out, ifi)
+	}
+	return out, sig.String()
+}
+
+func ifaceNames(ifaces []net.Interface) string {
+	var names []string
+	for _, i := range ifaces {
+		names = append(names, i.Name)
+	}
+	return strings.Join(names, ",")
+}
+
+// startRound starts one browse with a fresh resolver (a zeroconf Resolver
+// serves one Browse only). It ends after BrowseRound or when cancelled.
+func (s *Service) startRound(ctx context.Context, ifaces []net.Interface) (context.CancelFunc, chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, BrowseRound)
+	end := make(chan struct{})
+	go func() {
+		defer close(end)
+		if err := s.browse(ctx, ifaces); err != nil {
+			s.log.Warn("mDNS browse failed", "err", err)
+			// Do not spin: wait out the round before the next attempt.
+			<-ctx.Done()
+		}
+	}()
+	return cancel, end
+}
+
+func (s *Service) browse(ctx context.Context, ifaces []net.Interface) error {
+	r, err := s.resolver(ifaces)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, BrowseRound)
-	defer cancel()
 	// A fresh channel per browse; zeroconf closes it when ctx ends, and
 	// must be drained until then or its loop blocks.
 	entries := make(chan *zeroconf.ServiceEntry, 32)
@@ -179,11 +295,8 @@ func (s *Service) browseOnce(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) resolver() (*zeroconf.Resolver, error) {
-	var opts []zeroconf.ClientOption
-	if len(s.cfg.Ifaces) > 0 {
-		opts = append(opts, zeroconf.SelectIfaces(s.cfg.Ifaces))
-	}
+func (s *Service) resolver(ifaces []net.Interface) (*zeroconf.Resolver, error) {
+	opts := []zeroconf.ClientOption{zeroconf.SelectIfaces(ifaces)}
 	// zeroconf fails if either family cannot join its group; fall back to
 	// the one that works on hosts without IPv6 (or IPv4).
 	var firstErr error
@@ -256,17 +369,10 @@ func (s *Service) parse(e *zeroconf.ServiceEntry) (Entry, bool) {
 // linkLocalZone is the interface to use for IPv6 link-local addresses: the
 // only interface mDNS runs on, if there is exactly one.
 func (s *Service) linkLocalZone() string {
-	ifaces := s.cfg.Ifaces
-	if len(ifaces) == 0 {
-		all, _ := net.Interfaces()
-		for _, i := range all {
-			if i.Flags&net.FlagUp != 0 && i.Flags&net.FlagMulticast != 0 && i.Flags&net.FlagLoopback == 0 {
-				ifaces = append(ifaces, i)
-			}
-		}
-	}
-	if len(ifaces) == 1 {
-		return ifaces[0].Name
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.ifaces) == 1 {
+		return s.ifaces[0].Name
 	}
 	return ""
 }

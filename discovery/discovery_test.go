@@ -20,7 +20,8 @@ func TestVersionMatchesProtocol(t *testing.T) {
 
 func TestParse(t *testing.T) {
 	s := &Service{
-		cfg:     Config{ID: "SELF", Ifaces: []net.Interface{{Name: "eth0"}}},
+		cfg:     Config{ID: "SELF"},
+		ifaces:  []net.Interface{{Name: "eth0"}},
 		log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 		skipped: map[string]bool{},
 	}

@@ -12,7 +12,9 @@
 //	udp=PORT   the node's UDP port
 //
 // zeroconf reports each instance once per browse and never reports one
-// leaving, so departures are detected by the peer connections, not here;
-// the browse is restarted every BrowseRound so that an instance that could
-// not be reached earlier is reported, and so tried, again.
+// leaving, so departures are detected by the peer connections, not here.
+// The browse is restarted every BrowseRound, and at once on Rescan (a peer
+// was lost), so that stale entries are queried again. The interfaces are
+// watched: when one appears, comes back up or changes address, the node
+// registers again (announcing itself) and browses again.
 package discovery
