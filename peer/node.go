@@ -191,7 +191,7 @@ func (n *Node) Run(ctx context.Context) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
-		n.tr.Serve(ctx)
+		n.tr.Serve(ctx, n.handleDatagram)
 	}()
 	for {
 		select {
@@ -203,8 +203,6 @@ func (n *Node) Run(ctx context.Context) {
 					n.logHandshakeError(c.RemoteAddr(), err)
 				}
 			}()
-		case p := <-n.tr.Packets():
-			n.handleDatagram(p)
 		case <-ctx.Done():
 			n.closeAll()
 			n.wg.Wait()

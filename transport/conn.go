@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,6 +26,12 @@ type Conn struct {
 	nc  net.Conn
 	br  *bufio.Reader
 	buf []byte
+	// readDeadline is the deadline last set, so it is set only when it
+	// changes: each change costs the runtime a poller update.
+	readDeadline time.Time
+	// writeDeadline is the write deadline in force (under wmu); it is
+	// moved forward at most once a second rather than for every write.
+	writeDeadline time.Time
 
 	queue    chan []byte
 	stop     chan struct{} // closed to ask the writer to flush and exit
@@ -34,8 +41,17 @@ type Conn struct {
 	stopOnce sync.Once
 	abrtOnce sync.Once
 
+	// wmu is held by whoever writes to bw: the writer goroutine, or a
+	// sender writing directly because nothing was queued (which saves
+	// the hand-off to the writer, a large part of a round trip).
+	wmu sync.Mutex
+	bw  *bufio.Writer
+	// queued counts frames handed to the writer and not yet written; a
+	// direct write is allowed only when it is zero, to keep the order.
+	queued atomic.Int64
+
 	errMu sync.Mutex // protects writeErr
-	// writeErr is the error that ended the writer, if any.
+	// writeErr is the error that ended writing, if any.
 	writeErr error
 }
 
@@ -50,6 +66,7 @@ func NewConn(nc net.Conn) *Conn {
 		abort:   make(chan struct{}),
 		done:    make(chan struct{}),
 		flushed: make(chan struct{}),
+		bw:      bufio.NewWriterSize(nc, 64<<10),
 	}
 	go c.writer()
 	return c
@@ -65,16 +82,20 @@ func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
 // non-zero deadline bounds the wait; zero waits for ever (the connection's
 // close ends it).
 func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
-	if err := c.nc.SetReadDeadline(deadline); err != nil {
-		return 0, nil, err
+	if !deadline.Equal(c.readDeadline) {
+		if err := c.nc.SetReadDeadline(deadline); err != nil {
+			return 0, nil, err
+		}
+		c.readDeadline = deadline
 	}
 	t, p, buf, err := ReadFrame(c.br, c.buf)
 	c.buf = buf
 	return t, p, err
 }
 
-// Send queues m for writing. It waits while the queue is full, for at most
-// WriteTimeout, and fails once the connection is closed.
+// Send writes m: at once when nothing is queued and no one is writing,
+// otherwise through the writer's queue, waiting while the queue is full
+// for at most WriteTimeout. It fails once the connection is closed.
 func (c *Conn) Send(m Message) error {
 	f, err := AppendFrame(nil, m)
 	if err != nil {
@@ -87,20 +108,62 @@ func (c *Conn) Send(m Message) error {
 		return c.err()
 	default:
 	}
+	if c.queued.Load() == 0 && c.wmu.TryLock() {
+		if c.queued.Load() == 0 {
+			err := c.writeDirect(f)
+			c.wmu.Unlock()
+			return err
+		}
+		c.wmu.Unlock()
+	}
+	c.queued.Add(1)
 	t := time.NewTimer(WriteTimeout)
 	defer t.Stop()
 	select {
 	case c.queue <- f:
 		return nil
 	case <-c.stop:
-		return ErrClosed
+		err = ErrClosed
 	case <-c.done:
-		return c.err()
+		err = c.err()
 	case <-t.C:
-		return fmt.Errorf("send %v: peer is not reading (queue of %d frames full for %v)", m.Type(), sendQueue, WriteTimeout)
+		err = fmt.Errorf("send %v: peer is not reading (queue of %d frames full for %v)", m.Type(), sendQueue, WriteTimeout)
+	}
+	c.queued.Add(-1)
+	return err
+}
+
+// extendWriteDeadline keeps a write from blocking longer than about
+// WriteTimeout; it runs under wmu.
+func (c *Conn) extendWriteDeadline() {
+	now := time.Now()
+	if c.writeDeadline.Sub(now) < WriteTimeout-time.Second {
+		c.writeDeadline = now.Add(WriteTimeout)
+		c.nc.SetWriteDeadline(c.writeDeadline)
 	}
 }
 
+// writeDirect writes and flushes one frame; it runs under wmu. A failed
+// write breaks the connection: it is closed, so that its reader stops.
+func (c *Conn) writeDirect(f []byte) error {
+	if c.err() != ErrClosed {
+		return c.err()
+	}
+	c.extendWriteDeadline()
+	if _, err := c.bw.Write(f); err == nil {
+		err = c.bw.Flush()
+		if err == nil {
+			return nil
+		}
+		c.setErr(err)
+	} else {
+		c.setErr(err)
+	}
+	c.nc.Close()
+	return c.err()
+}
+
+// err is the error that broke writing, or ErrClosed.
 func (c *Conn) err() error {
 	c.errMu.Lock()
 	defer c.errMu.Unlock()
@@ -113,33 +176,26 @@ func (c *Conn) err() error {
 func (c *Conn) writer() {
 	defer close(c.done)
 	defer c.nc.Close()
-	bw := bufio.NewWriterSize(c.nc, 64<<10)
-	write := func(f []byte) bool {
-		if _, err := bw.Write(f); err != nil {
-			c.setErr(err)
-			return false
-		}
-		return true
-	}
-	// flushQueued writes what is queued now and flushes once: frames that
-	// pile up while a flush is in progress go out in one write.
-	flushQueued := func() bool {
+	// writeQueued writes f and whatever else is queued now, then flushes
+	// once: frames that pile up while a flush is in progress go out in
+	// one write. It runs under wmu.
+	writeQueued := func(f []byte) bool {
 		for {
+			_, err := c.bw.Write(f)
+			c.queued.Add(-1)
+			if err != nil {
+				c.setErr(err)
+				return false
+			}
 			select {
-			case f := <-c.queue:
-				if !write(f) {
-					return false
-				}
+			case f = <-c.queue:
 				continue
 			default:
 			}
 			break
 		}
-		if bw.Buffered() == 0 {
-			return true
-		}
-		c.nc.SetWriteDeadline(time.Now().Add(WriteTimeout))
-		if err := bw.Flush(); err != nil {
+		c.extendWriteDeadline()
+		if err := c.bw.Flush(); err != nil {
 			c.setErr(err)
 			return false
 		}
@@ -148,11 +204,20 @@ func (c *Conn) writer() {
 	for {
 		select {
 		case f := <-c.queue:
-			if !write(f) || !flushQueued() {
+			c.wmu.Lock()
+			ok := writeQueued(f)
+			c.wmu.Unlock()
+			if !ok {
 				return
 			}
 		case <-c.stop:
-			flushQueued()
+			c.wmu.Lock()
+			select {
+			case f := <-c.queue:
+				writeQueued(f)
+			default:
+			}
+			c.wmu.Unlock()
 			// Half-close and let the reader see the peer's EOF: closing
 			// with unread input would send a reset that can destroy the
 			// frames just written before the peer reads them.

@@ -24,7 +24,6 @@ type Transport struct {
 	ln      *net.TCPListener
 	pc      *net.UDPConn
 	streams chan net.Conn
-	packets chan Packet
 
 	closed   atomic.Bool
 	overruns atomic.Uint64
@@ -57,11 +56,11 @@ func Listen(port int) (t *Transport, err error) {
 	// A larger receive buffer absorbs bursts (and junk floods) without
 	// dropping the datagrams that matter.
 	_ = pc.SetReadBuffer(1 << 20)
+	enableDropCount(pc)
 	return &Transport{
 		ln:      ln,
 		pc:      pc,
 		streams: make(chan net.Conn),
-		packets: make(chan Packet, 256),
 	}, nil
 }
 
@@ -74,16 +73,16 @@ func (t *Transport) UDPPort() int { return t.pc.LocalAddr().(*net.UDPAddr).Port 
 // Streams delivers accepted connections; the receiver owns them.
 func (t *Transport) Streams() <-chan net.Conn { return t.streams }
 
-// Packets delivers received datagrams. When the receiver falls behind,
-// datagrams are dropped (UDP is best effort) and counted in Overruns.
-func (t *Transport) Packets() <-chan Packet { return t.packets }
-
 // Serve runs the accept and receive loops until ctx is done or Close is
-// called, and returns after both have stopped.
-func (t *Transport) Serve(ctx context.Context) {
+// called, and returns after both have stopped. onPacket is called for
+// each datagram, on the receive loop: it must not block (a hand-off to
+// another goroutine would cost a good part of a round trip). While it
+// runs, datagrams wait in the socket buffer; beyond that the kernel drops
+// them (UDP is best effort) and Overruns counts them.
+func (t *Transport) Serve(ctx context.Context, onPacket func(Packet)) {
 	t.wg.Add(2)
 	go t.acceptLoop(ctx)
-	go t.readLoop(ctx)
+	go t.readLoop(ctx, onPacket)
 	stop := context.AfterFunc(ctx, func() { t.Close() })
 	defer stop()
 	t.wg.Wait()
@@ -117,15 +116,23 @@ func (t *Transport) acceptLoop(ctx context.Context) {
 	}
 }
 
-// Overruns is the number of datagrams dropped because nobody read them in time.
+// Overruns is the number of datagrams the kernel dropped because the
+// socket buffer was full (where the system reports it).
 func (t *Transport) Overruns() uint64 { return t.overruns.Load() }
 
-func (t *Transport) readLoop(ctx context.Context) {
+func (t *Transport) readFrom(buf []byte) (int, []byte, netip.AddrPort, error) {
+	var oob [64]byte
+	n, oobn, _, from, err := t.pc.ReadMsgUDPAddrPort(buf, oob[:])
+	return n, oob[:oobn], from, err
+}
+
+func (t *Transport) readLoop(ctx context.Context, onPacket func(Packet)) {
 	defer t.wg.Done()
 	buf := make([]byte, MaxDatagram+1)
 	for {
-		n, from, err := t.pc.ReadFromUDPAddrPort(buf)
+		n, oob, from, err := t.readFrom(buf)
 		now := time.Now()
+		t.countDrops(oob)
 		if err != nil {
 			if t.closed.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -134,15 +141,8 @@ func (t *Transport) readLoop(ctx context.Context) {
 			// about this socket, so keep reading.
 			continue
 		}
-		// A fresh buffer per packet: the receiver keeps it.
-		p := Packet{Buf: append([]byte(nil), buf[:n]...), From: from, Time: now}
-		select {
-		case t.packets <- p:
-		case <-ctx.Done():
-			return
-		default:
-			t.overruns.Add(1)
-		}
+		// A fresh buffer per packet: the receiver may keep it.
+		onPacket(Packet{Buf: append([]byte(nil), buf[:n]...), From: from, Time: now})
 	}
 }
 

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package transport
+
+import "net"
+
+func enableDropCount(*net.UDPConn)     {}
+func (t *Transport) countDrops([]byte) {}
