@@ -24,6 +24,7 @@ import (
 
 	"golang.org/x/term"
 
+	"lanchat/bench"
 	"lanchat/console"
 	"lanchat/discovery"
 	"lanchat/identity"
@@ -106,6 +107,9 @@ func historyFile() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "bench" {
+		os.Exit(bench.Main(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -38,6 +39,9 @@ const (
 	// the same process replaces it: younger ones are a simultaneous dial.
 	staleAfter = 2 * time.Second
 )
+
+// ErrOutboxFull is wrapped when a peer has OutboxLimit undelivered messages.
+var ErrOutboxFull = errors.New("outbox full")
 
 // outMsg is a chat message waiting for the peer's acknowledgement.
 type outMsg struct {
@@ -218,7 +222,7 @@ func (m *member) queue(msg transport.Chat) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.outbox) >= OutboxLimit {
-		return fmt.Errorf("not sent to %s: %d messages to it are waiting for delivery already (the limit)", m.name, OutboxLimit)
+		return fmt.Errorf("not sent to %s: %w: %d messages to it are waiting for delivery already", m.name, ErrOutboxFull, OutboxLimit)
 	}
 	m.outbox = append(m.outbox, outMsg{msg: msg, queued: time.Now()})
 	if m.conn != nil {

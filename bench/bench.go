@@ -1,0 +1,274 @@
+package bench
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"lanchat/peer"
+)
+
+// row is one line of the report.
+type row struct {
+	Measure  string  `json:"measure"`
+	Value    float64 `json:"value"`
+	Unit     string  `json:"unit"`
+	Baseline float64 `json:"baseline,omitempty"`
+	Ratio    float64 `json:"ratio,omitempty"`
+	Target   string  `json:"target,omitempty"`
+	Met      *bool   `json:"met,omitempty"`
+}
+
+type report struct {
+	rows []row
+}
+
+func (r *report) add(measure string, value float64, unit string, baseline float64, target string, met *bool) {
+	x := row{Measure: measure, Value: value, Unit: unit, Baseline: baseline, Target: target, Met: met}
+	if baseline > 0 {
+		x.Ratio = value / baseline
+	}
+	r.rows = append(r.rows, x)
+}
+
+func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 }
+func yes(b bool) *bool           { return &b }
+
+// options of the bench command.
+type options struct {
+	duration time.Duration
+	nodes    []int
+	size     int
+	samples  int
+	procs    int
+	json     bool
+}
+
+func parse(args []string, stderr io.Writer) (options, error) {
+	o := options{}
+	fs := flag.NewFlagSet("lanchat bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long the throughput and load phases run")
+	nodes := fs.String("nodes", "2,8,32", "node counts for mesh formation and fan-out, comma-separated")
+	fs.IntVar(&o.size, "size", 64, "chat message size in bytes")
+	fs.IntVar(&o.samples, "samples", 2000, "round trips per latency figure")
+	fs.IntVar(&o.procs, "procs", 4, "node processes for the memory figures")
+	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback against raw Go sockets measured in the same run.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	for _, f := range strings.Split(*nodes, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 2 || n > 128 {
+			return o, fmt.Errorf("--nodes: %q is not a node count from 2 to 128", f)
+		}
+		o.nodes = append(o.nodes, n)
+	}
+	if o.size < 1 || o.size > 16<<10 {
+		return o, fmt.Errorf("--size %d: want 1 to 16384 bytes", o.size)
+	}
+	if o.samples < 10 {
+		return o, fmt.Errorf("--samples %d: want at least 10", o.samples)
+	}
+	return o, nil
+}
+
+// Main runs the bench command and returns the process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	o, err := parse(args, stderr)
+	if err == flag.ErrHelp {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "lanchat bench:", err)
+		return 2
+	}
+	progress := func(s string) {
+		if !o.json {
+			fmt.Fprintln(stderr, "…", s)
+		}
+	}
+	r, err := run(o, progress)
+	if err != nil {
+		fmt.Fprintln(stderr, "lanchat bench:", err)
+		return 1
+	}
+	if o.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{
+			"go": runtime.Version(), "cpus": runtime.NumCPU(), "path": "loopback", "results": r.rows,
+		})
+		return 0
+	}
+	fmt.Fprintf(stdout, "lanchat bench on loopback, %d CPUs, %s\n\n", runtime.NumCPU(), runtime.Version())
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEASURE\tLANCHAT\tBASELINE\tRATIO\tTARGET\t")
+	for _, x := range r.rows {
+		base, ratio := "", ""
+		if x.Baseline > 0 {
+			base = fmt.Sprintf("%.4g %s", x.Baseline, x.Unit)
+			ratio = fmt.Sprintf("%.2f×", x.Ratio)
+		}
+		target := x.Target
+		if x.Met != nil {
+			if *x.Met {
+				target += " ✓"
+			} else {
+				target += " ✗"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%.4g %s\t%s\t%s\t%s\t\n", x.Measure, x.Value, x.Unit, base, ratio, target)
+	}
+	tw.Flush()
+	return 0
+}
+
+func run(o options, progress func(string)) (*report, error) {
+	r := &report{}
+	progress("raw socket baselines")
+	rawTCP, err := rawTCPRoundTrips(o.samples)
+	if err != nil {
+		return nil, err
+	}
+	rawUDP, err := rawUDPRoundTrips(o.samples)
+	if err != nil {
+		return nil, err
+	}
+	const framedN = 200000
+	oneWrite, err := rawFramed(framedN, o.size, false)
+	if err != nil {
+		return nil, err
+	}
+	batched, err := rawFramed(framedN, o.size, true)
+	if err != nil {
+		return nil, err
+	}
+	rt, ru := summarize(rawTCP), summarize(rawUDP)
+
+	progress("echo and time between two nodes")
+	secure, _, err := mesh(2, false, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(secure)
+	plain, _, err := mesh(2, true, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer stopAll(plain)
+	if err := waitUDP(append(secure, plain...), 10*time.Second); err != nil {
+		return nil, err
+	}
+	a, b := secure[0], secure[1]
+	for _, tr := range []struct {
+		via string
+		raw dist
+	}{{peer.TCP, rt}, {peer.UDP, ru}} {
+		s, err := echoRoundTrips(a, b, tr.via, o.samples)
+		if err != nil {
+			return nil, err
+		}
+		d := summarize(s)
+		r.add("/echo -"+tr.via+" round trip p50", us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
+		r.add("/echo -"+tr.via+" round trip p99", us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
+		ps, err := echoRoundTrips(plain[0], plain[1], tr.via, o.samples)
+		if err != nil {
+			return nil, err
+		}
+		pd := summarize(ps)
+		r.add("/echo -"+tr.via+" p50, encrypted vs plaintext", us(d.p50), "µs", us(pd.p50), "≤ 1.3× plaintext", yes(d.p50*10 <= pd.p50*13))
+	}
+	for _, via := range []string{peer.TCP, peer.UDP} {
+		offs, err := timeOffsets(a, b, via, min(o.samples, 500))
+		if err != nil {
+			return nil, err
+		}
+		d := summarize(offs)
+		r.add("/time -"+via+" |offset| p50 (true offset 0)", ms(d.p50), "ms", 0, "", nil)
+		r.add("/time -"+via+" |offset| p99", ms(d.p99), "ms", 0, "≤ 0.5 ms", yes(d.p99 <= 500*time.Microsecond))
+	}
+
+	progress("chat latency and throughput")
+	lat, err := chatLatency(a, b, min(o.samples, 1000), o.size)
+	if err != nil {
+		return nil, err
+	}
+	ld := summarize(lat)
+	r.add("chat one-way latency p50 (send to event)", us(ld.p50), "µs", us(rt.p50)/2, "raw: half a TCP round trip", nil)
+	r.add("chat one-way latency p99", us(ld.p99), "µs", us(rt.p99)/2, "", nil)
+	rawRate := float64(framedN) / oneWrite.Seconds()
+	rawBatched := float64(framedN) / batched.Seconds()
+	for _, pair := range []struct {
+		name string
+		ns   []*node
+	}{{"", secure}, {" (plaintext)", plain}} {
+		n := int(o.duration.Seconds() * 100000)
+		took, err := chatThroughput(pair.ns[0], pair.ns[1], n, o.size)
+		if err != nil {
+			return nil, err
+		}
+		rate := float64(n) / took.Seconds()
+		if pair.name == "" {
+			r.add("chat throughput vs one Write per message", rate, "msg/s", rawRate, "≥ 1× raw", yes(rate >= rawRate))
+			r.add("chat throughput vs batched writes", rate, "msg/s", rawBatched, "", nil)
+			r.add("chat throughput", rate*float64(o.size)/1e6, "MB/s", rawRate*float64(o.size)/1e6, "", nil)
+		} else {
+			secureRate := r.rows[len(r.rows)-3].Value
+			r.add("chat throughput, plaintext vs encrypted", rate, "msg/s", secureRate, "encrypted ≥ plaintext/1.3", yes(rate <= secureRate*1.3))
+		}
+	}
+
+	for _, count := range o.nodes {
+		progress(fmt.Sprintf("mesh of %d nodes and fan-out", count))
+		ns, took, err := mesh(count, false, 60*time.Second)
+		if err != nil {
+			return nil, err
+		}
+		var met *bool
+		target := ""
+		if count == 32 {
+			met, target = yes(took <= 2*time.Second), "≤ 2 s for 32"
+		}
+		r.add(fmt.Sprintf("full mesh of %d nodes formed", count), ms(took), "ms", 0, target, met)
+		lat, err := fanOut(ns, 50)
+		stopAll(ns)
+		if err != nil {
+			return nil, err
+		}
+		fd := summarize(lat)
+		met, target = nil, ""
+		if count == 32 {
+			met, target = yes(fd.p99 <= 20*time.Millisecond), "≤ 20 ms for 31 peers"
+		}
+		r.add(fmt.Sprintf("group message to %d peers p50", count-1), ms(fd.p50), "ms", ms(rt.p50)/2, "", nil)
+		r.add(fmt.Sprintf("group message to %d peers p99", count-1), ms(fd.p99), "ms", ms(rt.p99)/2, target, met)
+	}
+
+	progress(fmt.Sprintf("memory of %d node processes", o.procs))
+	idle, loaded, err := memory(o.procs, o.duration)
+	if err != nil {
+		return nil, err
+	}
+	maxOf := func(xs []int64) float64 {
+		m := int64(0)
+		for _, x := range xs {
+			m = max(m, x)
+		}
+		return float64(m) / (1 << 20)
+	}
+	r.add(fmt.Sprintf("resident memory per node, idle (max of %d)", o.procs), maxOf(idle), "MiB", 0, "≤ 15 MB", yes(maxOf(idle) <= 15*1e6/(1<<20)))
+	r.add("resident memory per node, under chat load", maxOf(loaded), "MiB", 0, "", nil)
+	return r, nil
+}

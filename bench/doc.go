@@ -1,0 +1,11 @@
+// Package bench implements "lanchat bench": it measures lanchat against
+// raw sockets on the same path, in the same run, and prints each figure
+// beside its baseline and their ratio.
+//
+// Nodes are real lanchat nodes: in-process (peer.Node over real sockets
+// on loopback) for round trips, throughput, fan-out and mesh formation,
+// and separate processes of this binary for resident memory. Baselines
+// are plain Go sockets doing the same work without lanchat: a 64-byte
+// TCP and UDP round trip, and 64-byte length-prefixed messages written
+// one Write each, and through a buffer.
+package bench

@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lanchat/peer"
+	"lanchat/transport"
+)
+
+// node is an in-process lanchat node on real sockets. Its events go to
+// whatever handler the running measurement installed.
+type node struct {
+	*peer.Node
+	tr      *transport.Transport
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	handler atomic.Pointer[func(peer.Event, time.Time)]
+}
+
+func startNode(name string, insecure bool) (*node, error) {
+	tr, err := transport.Listen(0)
+	if err != nil {
+		return nil, err
+	}
+	pn, err := peer.New(peer.Config{Name: name, Transport: tr, Insecure: insecure,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		tr.Close()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	n := &node{Node: pn, tr: tr, cancel: cancel}
+	n.wg.Add(2)
+	go func() { defer n.wg.Done(); pn.Run(ctx) }()
+	go func() {
+		defer n.wg.Done()
+		for {
+			select {
+			case e := <-pn.Events():
+				if h := n.handler.Load(); h != nil {
+					(*h)(e, time.Now())
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return n, nil
+}
+
+func (n *node) on(h func(peer.Event, time.Time)) { n.handler.Store(&h) }
+
+func (n *node) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.tr.TCPPort()) }
+
+func (n *node) stop() {
+	n.cancel()
+	n.wg.Wait()
+	n.tr.Close()
+}
+
+func stopAll(ns []*node) {
+	var wg sync.WaitGroup
+	for _, n := range ns {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.stop() }()
+	}
+	wg.Wait()
+}
+
+// mesh starts count nodes and connects every pair, each new node dialling
+// all the earlier ones at once (as it would on finding them by mDNS). It
+// returns the nodes and the time from the first start until every node
+// had every other as a peer with a working datagram channel.
+func mesh(count int, insecure bool, timeout time.Duration) ([]*node, time.Duration, error) {
+	start := time.Now()
+	var ns []*node
+	for i := 0; i < count; i++ {
+		n, err := startNode(fmt.Sprintf("n%d", i), insecure)
+		if err != nil {
+			stopAll(ns)
+			return nil, 0, err
+		}
+		ns = append(ns, n)
+	}
+	for i, n := range ns {
+		for _, m := range ns[:i] {
+			go n.Connect(context.Background(), m.addr(), peer.ViaManual, m.ID())
+		}
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		complete := true
+		for _, n := range ns {
+			ps := n.Peers()
+			up := 0
+			for _, p := range ps {
+				if p.TCP == "up" {
+					up++
+				}
+			}
+			if up < count-1 {
+				complete = false
+				break
+			}
+		}
+		if complete {
+			return ns, time.Since(start), nil
+		}
+		if time.Now().After(deadline) {
+			stopAll(ns)
+			return nil, 0, fmt.Errorf("mesh of %d nodes not complete after %v", count, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// waitUDP waits until every peer of every node has answered a probe.
+func waitUDP(ns []*node, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for _, n := range ns {
+		for {
+			ok := true
+			for _, p := range n.Peers() {
+				if p.UDP != "ok" {
+					ok = false
+				}
+			}
+			if ok {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("datagram channels not open after %v", timeout)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// proc is a lanchat node running as its own process, driven through its
+// stdin and --json stdout.
+type proc struct {
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	events chan map[string]any
+	port   int
+}
+
+func startProc(dir, name string, args ...string) (*proc, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	home := filepath.Join(dir, name)
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
+	args = append([]string{"--json", "--no-mdns", "--port", "0", "--name", name,
+		"--identity", filepath.Join(home, "identity.pem")}, args...)
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+home)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	p := &proc{cmd: cmd, stdin: stdin, events: make(chan map[string]any, 1<<16)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			var ev map[string]any
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				select {
+				case p.events <- ev:
+				default: // nobody is counting these
+				}
+			}
+		}
+		close(p.events)
+	}()
+	ev, err := p.wait("ready", 10*time.Second)
+	if err != nil {
+		p.kill()
+		return nil, err
+	}
+	p.port = int(ev["tcp_port"].(float64))
+	return p, nil
+}
+
+func (p *proc) wait(kind string, timeout time.Duration) (map[string]any, error) {
+	t := time.After(timeout)
+	for {
+		select {
+		case ev, ok := <-p.events:
+			if !ok {
+				return nil, fmt.Errorf("node exited before %s", kind)
+			}
+			if ev["event"] == kind {
+				return ev, nil
+			}
+		case <-t:
+			return nil, fmt.Errorf("no %s event within %v", kind, timeout)
+		}
+	}
+}
+
+func (p *proc) send(line string) error {
+	_, err := io.WriteString(p.stdin, line+"\n")
+	return err
+}
+
+// rss is the resident memory of the process, from /proc.
+func (p *proc) rss() (int64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// quit ends the node gracefully, or kills it after a few seconds.
+func (p *proc) quit() {
+	p.stdin.Close()
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.kill()
+		<-done
+	}
+}
+
+func (p *proc) kill() { p.cmd.Process.Kill() }
+
+// memory starts count node processes joined to the first, and reads their
+// resident memory idle, then while the first sends chat to all.
+func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) {
+	dir, err := os.MkdirTemp("", "lanchat-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	hub, err := startProc(dir, "hub")
+	if err != nil {
+		return nil, nil, err
+	}
+	ps := []*proc{hub}
+	defer func() {
+		for _, p := range ps {
+			p.quit()
+		}
+	}()
+	for i := 1; i < count; i++ {
+		p, err := startProc(dir, fmt.Sprintf("p%d", i), "--peer", fmt.Sprintf("127.0.0.1:%d", hub.port))
+		if err != nil {
+			return nil, nil, err
+		}
+		ps = append(ps, p)
+	}
+	for i := 1; i < count; i++ {
+		if _, err := hub.wait("peer_up", 10*time.Second); err != nil {
+			return nil, nil, err
+		}
+	}
+	time.Sleep(2 * time.Second) // settle: handshakes done, heartbeats running
+	read := func() ([]int64, error) {
+		var out []int64
+		for _, p := range ps {
+			r, err := p.rss()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, r)
+		}
+		return out, nil
+	}
+	if idle, err = read(); err != nil {
+		return nil, nil, err
+	}
+	text := fill(200)
+	end := time.Now().Add(loadFor)
+	for time.Now().Before(end) {
+		for i := 0; i < 50; i++ {
+			if err := hub.send(text); err != nil {
+				return nil, nil, err
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	loaded, err = read()
+	return idle, loaded, err
+}

@@ -1,0 +1,144 @@
+package bench
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"time"
+)
+
+// rawTCPRoundTrips times n round trips of a 64-byte message over TCP on
+// loopback: the floor for /echo -tcp.
+func rawTCPRoundTrips(n int) ([]time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		io.Copy(c, c)
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		if _, err := c.Write(msg); err != nil {
+			return nil, err
+		}
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// rawUDPRoundTrips times n round trips of a 64-byte datagram.
+func rawUDPRoundTrips(n int) ([]time.Duration, error) {
+	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return nil, err
+	}
+	defer srv.Close()
+	go func() {
+		buf := make([]byte, 2048)
+		for {
+			k, from, err := srv.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				return
+			}
+			srv.WriteToUDPAddrPort(buf[:k], from)
+		}
+	}()
+	c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	msg, buf := make([]byte, 64), make([]byte, 2048)
+	out := make([]time.Duration, 0, n)
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		c.Write(msg)
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := c.Read(buf); err != nil {
+			return nil, fmt.Errorf("raw udp round trip: %w", err)
+		}
+		out = append(out, time.Since(start))
+	}
+	return out, nil
+}
+
+// rawFramed sends n length-prefixed messages of size bytes one way and
+// returns how long until the receiver has read them all; batched writes
+// them through a buffer, otherwise each is its own Write.
+func rawFramed(n, size int, batched bool) (time.Duration, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	done := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			done <- err
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		r := bufio.NewReader(c)
+		buf := make([]byte, size)
+		for i := 0; i < n; i++ {
+			var hdr [4]byte
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				done <- err
+				return
+			}
+			if _, err := io.ReadFull(r, buf[:binary.BigEndian.Uint32(hdr[:])]); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Minute))
+	msg := binary.BigEndian.AppendUint32(nil, uint32(size))
+	msg = append(msg, make([]byte, size)...)
+	start := time.Now()
+	var w io.Writer = c
+	bw := bufio.NewWriterSize(c, 64<<10)
+	if batched {
+		w = bw
+	}
+	for i := 0; i < n; i++ {
+		if _, err := w.Write(msg); err != nil {
+			return 0, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return 0, err
+	}
+	if err := <-done; err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
