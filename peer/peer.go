@@ -31,6 +31,9 @@ type peer struct {
 	// done is closed when the connection has ended; waiters on requests
 	// to this peer give up then.
 	done chan struct{}
+	// ackDue is the chat id to acknowledge once the input runs dry; only
+	// the read loop uses it.
+	ackDue uint64
 	// lastHeard and lastUDP are when anything (any frame or datagram),
 	// and an authentic datagram, last arrived: Unix nanoseconds.
 	lastHeard, lastUDP atomic.Int64
@@ -119,6 +122,14 @@ func (p *peer) readLoop() string {
 				"peer", p.name(), "id", ShortID(p.id), "addr", p.addr, "err", err)
 			return fmt.Sprintf("protocol error: %v", err)
 		}
+		// One cumulative acknowledgement covers a burst: it goes once no
+		// more input is waiting.
+		if p.ackDue != 0 && !p.conn.Buffered() {
+			if err := p.conn.Send(transport.Ack{Upto: p.ackDue}); err != nil {
+				return fmt.Sprintf("connection lost: %v", err)
+			}
+			p.ackDue = 0
+		}
 	}
 }
 
@@ -156,7 +167,7 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 			p.n.emit(Chat{From: p.info(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
 		}
 		// Acknowledge duplicates too: the first ack may have been lost.
-		return p.conn.Send(transport.Ack{Upto: ack})
+		p.ackDue = ack
 	case transport.TypeAck:
 		m, err := transport.DecodeAck(payload)
 		if err != nil {

@@ -6,22 +6,34 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
-// Timeouts for stream I/O.
 const (
-	// WriteTimeout bounds one flush of queued frames to the kernel.
+	// WriteTimeout bounds one write of pending frames to the kernel.
 	WriteTimeout = 10 * time.Second
-	// sendQueue is how many frames may wait for the writer.
-	sendQueue = 4096
+	// maxPending bounds the frames waiting to be written; beyond it the
+	// peer is not reading and Send fails.
+	maxPending = 4 << 20
+	// burstGap: a Send this soon after the last write is part of a burst
+	// and is left to the flusher, which writes the burst at once. Longer
+	// gaps (a request after its previous reply, a typed line) write
+	// directly, saving the flusher's wake-up.
+	burstGap = 10 * time.Microsecond
 )
 
 // Conn is a framed stream connection. One goroutine (the owner) reads with
 // Read; any goroutine may Send. Close and Shutdown may be called more than
 // once and from any goroutine.
+//
+// Writes combine: a Send on an idle connection writes its frame at once,
+// in the caller's goroutine (no hand-off, the fastest round trip); Sends
+// that arrive while a write is under way only append to the pending
+// buffer, and the writing caller writes everything pending before it
+// returns. So a burst of messages goes out in a few large writes, not one
+// system call each.
 type Conn struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -29,47 +41,58 @@ type Conn struct {
 	// readDeadline is the deadline last set, so it is set only when it
 	// changes: each change costs the runtime a poller update.
 	readDeadline time.Time
-	// writeDeadline is the write deadline in force (under wmu); it is
-	// moved forward at most once a second rather than for every write.
+
+	mu sync.Mutex // protects following
+	// pend holds encoded frames not yet written; spare is the other
+	// buffer, swapped in while pend is being written.
+	pend, spare []byte
+	// writing is set while a caller is writing pending frames.
+	writing bool
+	// writeDeadline is the write deadline in force, moved forward at most
+	// once a second rather than for every write.
 	writeDeadline time.Time
+	// stopping refuses new frames (Shutdown); closed is set by Close.
+	stopping, closed bool
+	// err is what broke writing, if anything did.
+	err error
+	// lastWrite is when the last write ended.
+	lastWrite time.Time
+	// kick wakes the flusher.
+	kick chan struct{}
 
-	queue    chan []byte
-	stop     chan struct{} // closed to ask the writer to flush and exit
-	abort    chan struct{} // closed to make the writer exit at once
-	done     chan struct{} // closed when the writer has exited
-	flushed  chan struct{} // closed when the writer has flushed and half-closed on stop
-	stopOnce sync.Once
-	abrtOnce sync.Once
-
-	// wmu is held by whoever writes to bw: the writer goroutine, or a
-	// sender writing directly because nothing was queued (which saves
-	// the hand-off to the writer, a large part of a round trip).
-	wmu sync.Mutex
-	bw  *bufio.Writer
-	// queued counts frames handed to the writer and not yet written; a
-	// direct write is allowed only when it is zero, to keep the order.
-	queued atomic.Int64
-
-	errMu sync.Mutex // protects writeErr
-	// writeErr is the error that ended writing, if any.
-	writeErr error
+	done      chan struct{} // closed by Close
+	closeOnce sync.Once
 }
 
-// NewConn wraps nc and starts its writer goroutine, which ends when the
-// connection is closed or shut down.
+// NewConn wraps nc and starts its flusher, which ends with Close.
 func NewConn(nc net.Conn) *Conn {
 	c := &Conn{
-		nc:      nc,
-		br:      bufio.NewReaderSize(nc, 32<<10),
-		queue:   make(chan []byte, sendQueue),
-		stop:    make(chan struct{}),
-		abort:   make(chan struct{}),
-		done:    make(chan struct{}),
-		flushed: make(chan struct{}),
-		bw:      bufio.NewWriterSize(nc, 64<<10),
+		nc:   nc,
+		br:   bufio.NewReaderSize(nc, 32<<10),
+		done: make(chan struct{}),
+		kick: make(chan struct{}, 1),
 	}
-	go c.writer()
+	go c.flusher()
 	return c
+}
+
+// flusher writes bursts: woken by a Send that found a write just done, it
+// yields once so that the sender can add more, then writes all pending.
+func (c *Conn) flusher() {
+	for {
+		select {
+		case <-c.kick:
+		case <-c.done:
+			return
+		}
+		runtime.Gosched()
+		c.mu.Lock()
+		if c.writing || len(c.pend) == 0 || c.closed {
+			c.mu.Unlock()
+			continue
+		}
+		c.writePending(time.Time{})
+	}
 }
 
 // RemoteAddr is the address of the other end.
@@ -93,48 +116,90 @@ func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
 	return t, p, err
 }
 
-// Send writes m: at once when nothing is queued and no one is writing,
-// otherwise through the writer's queue, waiting while the queue is full
-// for at most WriteTimeout. It fails once the connection is closed.
+// Buffered reports whether more input is already read and waiting: the
+// reader may then put off work (such as an acknowledgement) that the next
+// frames will make redundant.
+func (c *Conn) Buffered() bool { return c.br.Buffered() > 0 }
+
+// Send writes m, or adds it to what the caller writing now will write. It
+// fails once the connection is closed or broken, or when the peer has
+// stopped reading and maxPending bytes wait.
 func (c *Conn) Send(m Message) error {
-	f, err := AppendFrame(nil, m)
-	if err != nil {
+	c.mu.Lock()
+	switch {
+	case c.err != nil:
+		err := c.err
+		c.mu.Unlock()
+		return err
+	case c.closed || c.stopping:
+		c.mu.Unlock()
+		return ErrClosed
+	case len(c.pend) > maxPending:
+		c.mu.Unlock()
+		return fmt.Errorf("send %v: peer is not reading (%d bytes waiting)", m.Type(), maxPending)
+	}
+	start := len(c.pend)
+	var err error
+	if c.pend, err = AppendFrame(c.pend, m); err != nil {
+		c.pend = c.pend[:start]
+		c.mu.Unlock()
 		return err
 	}
-	select {
-	case <-c.stop:
-		return ErrClosed
-	case <-c.done:
-		return c.err()
-	default:
-	}
-	if c.queued.Load() == 0 && c.wmu.TryLock() {
-		if c.queued.Load() == 0 {
-			err := c.writeDirect(f)
-			c.wmu.Unlock()
-			return err
-		}
-		c.wmu.Unlock()
-	}
-	c.queued.Add(1)
-	t := time.NewTimer(WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.queue <- f:
+	if c.writing {
+		c.mu.Unlock()
 		return nil
-	case <-c.stop:
-		err = ErrClosed
-	case <-c.done:
-		err = c.err()
-	case <-t.C:
-		err = fmt.Errorf("send %v: peer is not reading (queue of %d frames full for %v)", m.Type(), sendQueue, WriteTimeout)
 	}
-	c.queued.Add(-1)
-	return err
+	if time.Since(c.lastWrite) < burstGap {
+		c.mu.Unlock()
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+		return nil
+	}
+	return c.writePending(time.Time{})
 }
 
-// extendWriteDeadline keeps a write from blocking longer than about
-// WriteTimeout; it runs under wmu.
+// writePending writes pending frames until none is left. It is called
+// with mu held and writing unset, and returns with mu released. A
+// non-zero deadline replaces the usual WriteTimeout.
+func (c *Conn) writePending(deadline time.Time) error {
+	c.writing = true
+	for len(c.pend) > 0 {
+		out := c.pend
+		c.pend, c.spare = c.spare[:0], nil
+		if deadline.IsZero() {
+			c.extendWriteDeadline()
+		} else {
+			c.nc.SetWriteDeadline(deadline)
+			c.writeDeadline = deadline
+		}
+		c.mu.Unlock()
+		_, err := c.nc.Write(out)
+		c.mu.Lock()
+		c.lastWrite = time.Now()
+		c.spare = out[:0]
+		if err != nil {
+			if c.err == nil {
+				c.err = fmt.Errorf("write to %v: %w", c.nc.RemoteAddr(), err)
+			}
+			c.writing = false
+			c.pend = nil
+			err = c.err
+			c.mu.Unlock()
+			// A broken stream cannot be resumed: close it, so that its
+			// reader stops too.
+			c.nc.Close()
+			return err
+		}
+	}
+	c.writing = false
+	c.mu.Unlock()
+	return nil
+}
+
+// extendWriteDeadline keeps a write from blocking much longer than
+// WriteTimeout; it runs under mu, by the writing caller.
 func (c *Conn) extendWriteDeadline() {
 	now := time.Now()
 	if c.writeDeadline.Sub(now) < WriteTimeout-time.Second {
@@ -143,120 +208,53 @@ func (c *Conn) extendWriteDeadline() {
 	}
 }
 
-// writeDirect writes and flushes one frame; it runs under wmu. A failed
-// write breaks the connection: it is closed, so that its reader stops.
-func (c *Conn) writeDirect(f []byte) error {
-	if c.err() != ErrClosed {
-		return c.err()
+// flushAll writes whatever is pending, waiting for a writer under way to
+// finish first, within deadline. It refuses further frames.
+func (c *Conn) flushAll(deadline time.Time) {
+	c.mu.Lock()
+	c.stopping = true
+	for c.writing && time.Now().Before(deadline) {
+		c.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		c.mu.Lock()
 	}
-	c.extendWriteDeadline()
-	if _, err := c.bw.Write(f); err == nil {
-		err = c.bw.Flush()
-		if err == nil {
-			return nil
-		}
-		c.setErr(err)
-	} else {
-		c.setErr(err)
+	if c.writing || c.err != nil || c.closed || len(c.pend) == 0 {
+		c.mu.Unlock()
+		return
 	}
-	c.nc.Close()
-	return c.err()
+	c.writePending(deadline)
 }
 
-// err is the error that broke writing, or ErrClosed.
-func (c *Conn) err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	if c.writeErr != nil {
-		return c.writeErr
-	}
-	return ErrClosed
-}
-
-func (c *Conn) writer() {
-	defer close(c.done)
-	defer c.nc.Close()
-	// writeQueued writes f and whatever else is queued now, then flushes
-	// once: frames that pile up while a flush is in progress go out in
-	// one write. It runs under wmu.
-	writeQueued := func(f []byte) bool {
-		for {
-			_, err := c.bw.Write(f)
-			c.queued.Add(-1)
-			if err != nil {
-				c.setErr(err)
-				return false
-			}
-			select {
-			case f = <-c.queue:
-				continue
-			default:
-			}
-			break
-		}
-		c.extendWriteDeadline()
-		if err := c.bw.Flush(); err != nil {
-			c.setErr(err)
-			return false
-		}
-		return true
-	}
-	for {
-		select {
-		case f := <-c.queue:
-			c.wmu.Lock()
-			ok := writeQueued(f)
-			c.wmu.Unlock()
-			if !ok {
-				return
-			}
-		case <-c.stop:
-			c.wmu.Lock()
-			select {
-			case f := <-c.queue:
-				writeQueued(f)
-			default:
-			}
-			c.wmu.Unlock()
-			// Half-close and let the reader see the peer's EOF: closing
-			// with unread input would send a reset that can destroy the
-			// frames just written before the peer reads them.
-			if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-				tc.CloseWrite()
-			}
-			close(c.flushed)
-			<-c.abort
-			return
-		case <-c.abort:
-			return
-		}
-	}
-}
-
-func (c *Conn) setErr(err error) {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
-	if c.writeErr == nil {
-		c.writeErr = fmt.Errorf("write to %v: %w", c.nc.RemoteAddr(), err)
-	}
-}
-
-// Close closes the connection at once, dropping queued frames.
+// Close closes the connection at once, dropping pending frames.
 func (c *Conn) Close() error {
-	c.abrtOnce.Do(func() { close(c.abort) })
-	err := c.nc.Close()
-	<-c.done
+	var err error
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		err = c.nc.Close()
+		close(c.done)
+	})
 	if errors.Is(err, net.ErrClosed) {
 		err = nil
 	}
 	return err
 }
 
-// Shutdown writes what is queued, half-closes, and waits for the reader to
-// see the peer close (the reader then calls Close), until ctx is done at
-// most; then the connection is closed at once.
+// Shutdown writes what is pending, half-closes, and waits for the reader
+// to see the peer close (the reader then calls Close), until ctx is done
+// at most; then the connection is closed at once. Half-closing and waiting
+// matters: closing with unread input would send a reset that can destroy
+// the frames just written before the peer reads them.
 func (c *Conn) Shutdown(ctx context.Context) error {
-	c.stopOnce.Do(func() { close(c.stop) })
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(WriteTimeout)
+	}
+	c.flushAll(deadline)
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
 	select {
 	case <-c.done:
 		return nil
@@ -266,19 +264,12 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 	}
 }
 
-// FlushClose writes what is queued (waiting at most timeout) and closes,
+// FlushClose writes what is pending (waiting at most timeout) and closes,
 // without waiting for the peer: for refusing a connection with a reason.
 func (c *Conn) FlushClose(timeout time.Duration) {
-	c.stopOnce.Do(func() { close(c.stop) })
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	select {
-	case <-c.flushed:
-	case <-c.done:
-	case <-t.C:
-	}
+	c.flushAll(time.Now().Add(timeout))
 	c.Close()
 }
 
-// Done is closed once the writer has ended and the connection is closed.
+// Done is closed once the connection is closed.
 func (c *Conn) Done() <-chan struct{} { return c.done }
