@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -985,5 +986,132 @@ func runLanchat(t testing.TB, h *Host, env []string, args ...string) (string, er
 		<-done
 		t.Fatalf("lanchat %v still running after %v", args, cmdTimeout)
 		return "", nil
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Faults: packet loss and rate caps (this kernel has no netem)
+
+// needNft skips the test when nftables is missing: loss comes from it.
+func needNft(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("needs nftables (the nft command) for packet loss: apt-get install nftables")
+	}
+}
+
+// needTC skips the test when tc (iproute2) is missing: rate caps come from it.
+func needTC(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("tc"); err != nil {
+		t.Skip("needs tc (iproute2) for rate caps")
+	}
+}
+
+// Loss drops pct% of the IP packets host i receives on its eth0, chosen at
+// random (an nftables rule in the host's namespace, as `lan loss` does);
+// 0 removes the rule. Loss in both directions between two hosts needs it
+// on both.
+func (l *LAN) Loss(t testing.TB, i, pct int) {
+	t.Helper()
+	if pct < 0 || pct > 100 {
+		t.Fatalf("Loss: %d%% is not a percentage", pct)
+	}
+	ns := l.Host(i).NS
+	// Deleting a table that does not exist fails: that is fine.
+	_, _ = run(cmdTimeout, "ip", "netns", "exec", ns, "nft", "delete", "table", "inet", "lcloss")
+	if pct == 0 {
+		return
+	}
+	rules := fmt.Sprintf("table inet lcloss {\n chain in {\n  type filter hook input priority 0; policy accept;\n"+
+		"  iifname \"eth0\" numgen random mod 100 < %d counter drop\n }\n}\n", pct)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	cmd.WaitDelay = time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("loss %d%% on %s: nft: %v: %s", pct, l.Host(i).Hostname, err, bytes.TrimSpace(out))
+	}
+}
+
+// Block drops everything host i receives from host from (matched by the
+// Ethernet source address, so every IPv4 and IPv6 address of from is
+// covered), while from still hears i: a one-way partition. Unblock ends it.
+func (l *LAN) Block(t testing.TB, i, from int) {
+	t.Helper()
+	out, err := run(cmdTimeout, "ip", "-n", l.Host(from).NS, "-br", "link", "show", "eth0")
+	f := strings.Fields(out)
+	if err != nil || len(f) < 3 {
+		t.Fatalf("MAC address of %s: %v: %q", l.Host(from).Hostname, err, out)
+	}
+	mac := f[2]
+	if _, err := net.ParseMAC(mac); err != nil {
+		t.Fatalf("MAC address of %s: %q: %v", l.Host(from).Hostname, out, err)
+	}
+	l.Unblock(t, i)
+	rules := fmt.Sprintf("table inet lcblock {\n chain in {\n  type filter hook input priority -1; policy accept;\n"+
+		"  iifname \"eth0\" ether saddr %s counter drop\n }\n}\n", mac)
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", l.Host(i).NS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	cmd.WaitDelay = time.Second
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("blocking %s from %s: nft: %v: %s", l.Host(i).Hostname, l.Host(from).Hostname, err, bytes.TrimSpace(out))
+	}
+}
+
+// Unblock removes host i's Block rule, if any.
+func (l *LAN) Unblock(t testing.TB, i int) {
+	t.Helper()
+	_, _ = run(cmdTimeout, "ip", "netns", "exec", l.Host(i).NS, "nft", "delete", "table", "inet", "lcblock")
+}
+
+// LossDropped returns how many packets host i's Loss rule has dropped so
+// far (-1 when there is no rule).
+func (l *LAN) LossDropped(t testing.TB, i int) int {
+	t.Helper()
+	out, err := run(cmdTimeout, "ip", "netns", "exec", l.Host(i).NS, "nft", "list", "table", "inet", "lcloss")
+	if err != nil {
+		return -1
+	}
+	m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		return -1
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+// RateStats returns the statistics line of host i's qdisc on eth0 (tc -s:
+// bytes and packets sent, dropped, overlimits).
+func (l *LAN) RateStats(t testing.TB, i int) string {
+	t.Helper()
+	out, err := run(cmdTimeout, "ip", "netns", "exec", l.Host(i).NS, "tc", "-s", "qdisc", "show", "dev", "eth0")
+	if err != nil {
+		return err.Error()
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.Contains(line, "Sent ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return strings.TrimSpace(out)
+}
+
+// Rate caps what host i sends on its eth0 (a tbf qdisc, as `lan rate`
+// does), e.g. "256kbit"; "0" removes the cap.
+func (l *LAN) Rate(t testing.TB, i int, rate string) {
+	t.Helper()
+	ns := l.Host(i).NS
+	// Deleting the default qdisc fails: that is fine.
+	_, _ = run(cmdTimeout, "ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root")
+	if rate == "0" || rate == "" {
+		return
+	}
+	if _, err := run(cmdTimeout, "ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "eth0", "root",
+		"tbf", "rate", rate, "burst", "32kbit", "latency", "400ms"); err != nil {
+		t.Fatalf("rate %s on %s: %v", rate, l.Host(i).Hostname, err)
 	}
 }

@@ -118,7 +118,8 @@ func (n *Node) attach(p *peer, h transport.Hello, dialed bool) (wasAway bool) {
 	}
 	for _, o := range m.outbox {
 		if err := p.conn.Send(o.msg); err != nil {
-			break // the connection died already; the next one resends
+			p.conn.Close() // as in queue: the next connection resends
+			break
 		}
 	}
 	select {
@@ -226,9 +227,12 @@ func (m *member) queue(msg transport.Chat) error {
 	}
 	m.outbox = append(m.outbox, outMsg{msg: msg, queued: time.Now()})
 	if m.conn != nil {
-		// A failed send is not an error here: the message stays in the
-		// outbox and goes with the next connection.
-		m.conn.conn.Send(msg)
+		if err := m.conn.conn.Send(msg); err != nil {
+			// The message stays in the outbox and goes with the next
+			// connection. This one must not carry later messages: their
+			// cumulative ack would clear this one unsent.
+			m.conn.conn.Close()
+		}
 	}
 	return nil
 }

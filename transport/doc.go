@@ -13,11 +13,13 @@
 //
 // # Datagrams (UDP)
 //
-// A datagram is the 2-byte magic "LC", a protocol version byte, a type
-// byte (the same numbering as frame types), the sender's node id (uvarint
-// length and bytes), then the payload. Every request and response payload
-// starts with its 8-byte request id, so a datagram carries sender, type and
-// request id. Datagrams with a bad magic, version or encoding are dropped.
+// A datagram is the 2-byte magic "LC", a protocol version byte, the
+// sender's node id (uvarint length and bytes) and an 8-byte counter, all
+// in clear and authenticated; then, sealed with AES-256-GCM under the key
+// of that direction (Channel), a type byte (the same numbering as frame
+// types) and the payload. Every request and response payload starts with
+// its 8-byte request id. Datagrams that do not parse, fail to open, or
+// repeat a counter are dropped.
 //
 // # Encoding
 //
@@ -25,9 +27,8 @@
 // uvarint length followed by the bytes. Decoders ignore trailing bytes, so
 // a message may grow new fields at its end without a version bump.
 //
-// Conn wraps an accepted or dialled stream: reads are done by its owner,
-// writes go through a queue drained by one writer goroutine that coalesces
-// queued frames into a single write and flushes when the queue is empty.
-// The framing is independent of the stream, so a TLS connection can be
-// wrapped the same way.
+// Conn wraps an accepted or dialled stream (TLS in practice): reads are
+// done by its owner; writes combine, so that a frame sent on an idle
+// connection is written at once by its sender, while a burst of frames
+// goes out in a few large writes.
 package transport
