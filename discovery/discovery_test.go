@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/grandcat/zeroconf"
@@ -63,4 +64,27 @@ func TestParse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParse: TXT records come from anyone on the network; no record may
+// crash parsing, and an accepted entry always has an id and addresses.
+func FuzzParse(f *testing.F) {
+	f.Add("v=2\nid=PEER\nname=bob\nudp=4001", 4000)
+	f.Add("v=2\nid=\nudp=-1", 0)
+	f.Add("=\n==\nv\nid=SELF", 70000)
+	f.Fuzz(func(t *testing.T, txt string, port int) {
+		s := &Service{
+			cfg:     Config{ID: "SELF"},
+			log:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+			skipped: map[string]bool{},
+		}
+		e := zeroconf.NewServiceEntry("inst", ServiceType, Domain)
+		e.Port = port
+		e.Text = strings.Split(txt, "\n")
+		e.AddrIPv4 = []net.IP{net.ParseIP("10.0.0.2")}
+		ent, ok := s.parse(e)
+		if ok && (ent.ID == "" || ent.ID == "SELF" || len(ent.Addrs) == 0) {
+			t.Fatalf("accepted %+v", ent)
+		}
+	})
 }

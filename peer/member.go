@@ -24,8 +24,12 @@ const (
 	// (a probe, acknowledged) and over TCP (a heartbeat frame).
 	beatInterval = 500 * time.Millisecond
 	// UnreachableAfter is the silence after which a peer is shown as
-	// unreachable.
-	UnreachableAfter = 3 * time.Second
+	// unreachable. Heartbeats come every beatInterval, so a pulled cable
+	// is noticed between UnreachableAfter-beatInterval and
+	// UnreachableAfter+checkInterval after it was pulled: within 3 s.
+	UnreachableAfter = 2500 * time.Millisecond
+	// checkInterval is how often silence is checked.
+	checkInterval = 100 * time.Millisecond
 	// deadAfter is the silence after which the connection is given up
 	// and a new one is tried.
 	deadAfter = 10 * time.Second

@@ -251,11 +251,15 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 func (p *peer) keep(holdOff bool) {
 	defer p.n.wg.Done()
 	p.heard(time.Now())
+	// Probes go out fast at first (100 ms, doubling) until the datagram
+	// channel answers, then every beatInterval; silence is checked every
+	// checkInterval, so that it is noticed soon after it passes the mark.
 	interval := 100 * time.Millisecond
+	next := time.Now().Add(interval)
 	if holdOff {
-		interval = 300 * time.Millisecond
+		next = time.Now().Add(300 * time.Millisecond)
 	}
-	t := time.NewTimer(interval)
+	t := time.NewTicker(checkInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -264,13 +268,16 @@ func (p *peer) keep(holdOff bool) {
 			return
 		}
 		now := time.Now()
-		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
-		if p.lastUDP.Load() != 0 {
-			interval = beatInterval
-		} else {
-			interval = min(2*interval, beatInterval)
+		if !now.Before(next) {
+			p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
+			p.conn.Send(transport.Beat{})
+			if p.lastUDP.Load() != 0 {
+				interval = beatInterval
+			} else {
+				interval = min(2*interval, beatInterval)
+			}
+			next = now.Add(interval)
 		}
-		p.conn.Send(transport.Beat{})
 		silence := now.Sub(time.Unix(0, p.lastHeard.Load()))
 		p.mu.Lock()
 		was := p.unreachable
@@ -292,6 +299,5 @@ func (p *peer) keep(holdOff bool) {
 			p.conn.Close()
 			return
 		}
-		t.Reset(interval)
 	}
 }
