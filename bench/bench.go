@@ -49,6 +49,7 @@ type options struct {
 	samples  int
 	procs    int
 	json     bool
+	netns    bool
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -61,12 +62,18 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.samples, "samples", 2000, "round trips per latency figure")
 	fs.IntVar(&o.procs, "procs", 4, "node processes for the memory figures")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
+	fs.BoolVar(&o.netns, "netns", false, "also measure across network namespaces with real mDNS: discovery, and mesh, fan-out and memory of --nodes processes (root only; default node counts 2,8,32,64)")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback against raw Go sockets measured in the same run.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return o, err
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "nodes" })
+	if o.netns && !explicit {
+		*nodes = "2,8,32,64"
 	}
 	for _, f := range strings.Split(*nodes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -231,7 +238,7 @@ func run(o options, progress func(string)) (*report, error) {
 	}
 
 	for _, count := range o.nodes {
-		progress(fmt.Sprintf("mesh of %d nodes and fan-out", count))
+		progress(fmt.Sprintf("in-process mesh of %d nodes and fan-out", count))
 		ns, took, err := mesh(count, false, 60*time.Second)
 		if err != nil {
 			return nil, err
@@ -241,7 +248,7 @@ func run(o options, progress func(string)) (*report, error) {
 		if count == 32 {
 			met, target = yes(took <= 2*time.Second), "≤ 2 s for 32"
 		}
-		r.add(fmt.Sprintf("full mesh of %d nodes formed", count), ms(took), "ms", 0, target, met)
+		r.add(fmt.Sprintf("full mesh of %d nodes formed (in-process)", count), ms(took), "ms", 0, target, met)
 		lat, err := fanOut(ns, 50)
 		stopAll(ns)
 		if err != nil {
@@ -254,6 +261,19 @@ func run(o options, progress func(string)) (*report, error) {
 		}
 		r.add(fmt.Sprintf("group message to %d peers p50", count-1), ms(fd.p50), "ms", ms(rt.p50)/2, "", nil)
 		r.add(fmt.Sprintf("group message to %d peers p99", count-1), ms(fd.p99), "ms", ms(rt.p99)/2, target, met)
+	}
+
+	if o.netns {
+		progress("discovery across namespaces")
+		if err := netDiscovery(r, 3, 5); err != nil {
+			return nil, err
+		}
+		for _, count := range o.nodes {
+			progress(fmt.Sprintf("mesh of %d node processes in %d namespaces", count, count))
+			if err := netScale(r, count, 20); err != nil {
+				return nil, err
+			}
+		}
 	}
 
 	progress(fmt.Sprintf("memory of %d node processes", o.procs))

@@ -21,9 +21,24 @@ type proc struct {
 	stdin  io.WriteCloser
 	events chan map[string]any
 	port   int
+	id     string
+	// started is when the process was started.
+	started time.Time
 }
 
-func startProc(dir, name string, args ...string) (*proc, error) {
+// ts is an event's timestamp.
+func ts(ev map[string]any) time.Time {
+	s, _ := ev["ts"].(string)
+	t, _ := time.Parse(time.RFC3339Nano, s)
+	return t
+}
+
+// local runs a node on this host, without mDNS (loopback has none).
+func local(exe string, args ...string) *exec.Cmd {
+	return exec.Command(exe, append([]string{"--no-mdns"}, args...)...)
+}
+
+func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, args ...string) (*proc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -32,9 +47,9 @@ func startProc(dir, name string, args ...string) (*proc, error) {
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
-	args = append([]string{"--json", "--no-mdns", "--port", "0", "--name", name,
+	args = append([]string{"--json", "--port", "0", "--name", name,
 		"--identity", filepath.Join(home, "identity.pem")}, args...)
-	cmd := exec.Command(exe, args...)
+	cmd := mk(exe, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+home)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -47,7 +62,7 @@ func startProc(dir, name string, args ...string) (*proc, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	p := &proc{cmd: cmd, stdin: stdin, events: make(chan map[string]any, 1<<16)}
+	p := &proc{cmd: cmd, stdin: stdin, events: make(chan map[string]any, 1<<16), started: time.Now()}
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		sc.Buffer(nil, 1<<20)
@@ -68,6 +83,7 @@ func startProc(dir, name string, args ...string) (*proc, error) {
 		return nil, err
 	}
 	p.port = int(ev["tcp_port"].(float64))
+	p.id, _ = ev["id"].(string)
 	return p, nil
 }
 
@@ -131,7 +147,7 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 		return nil, nil, err
 	}
 	defer os.RemoveAll(dir)
-	hub, err := startProc(dir, "hub")
+	hub, err := startProc(dir, "hub", local)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -142,7 +158,7 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 		}
 	}()
 	for i := 1; i < count; i++ {
-		p, err := startProc(dir, fmt.Sprintf("p%d", i), "--peer", fmt.Sprintf("127.0.0.1:%d", hub.port))
+		p, err := startProc(dir, fmt.Sprintf("p%d", i), local, "--peer", fmt.Sprintf("127.0.0.1:%d", hub.port))
 		if err != nil {
 			return nil, nil, err
 		}

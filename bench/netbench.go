@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// onHost makes node processes start on host i of l.
+func onHost(l *lan, i int) func(exe string, args ...string) *exec.Cmd {
+	return func(exe string, args ...string) *exec.Cmd { return l.command(i, exe, args...) }
+}
+
+// peersUp reads p's events until it has seen peer_up for every id in want
+// (or, with want nil, for count distinct ids), and returns when each came.
+func peersUp(p *proc, want map[string]bool, count int, timeout time.Duration) (map[string]time.Time, error) {
+	got := map[string]time.Time{}
+	deadline := time.After(timeout)
+	for len(got) < count {
+		select {
+		case ev, ok := <-p.events:
+			if !ok {
+				return got, fmt.Errorf("node exited")
+			}
+			id, _ := ev["id"].(string)
+			if ev["event"] == "peer_up" && (want == nil || want[id]) {
+				if _, seen := got[id]; !seen {
+					got[id] = ts(ev)
+				}
+			}
+		case <-deadline:
+			return got, fmt.Errorf("%d of %d peers up after %v", len(got), count, timeout)
+		}
+	}
+	return got, nil
+}
+
+// netDiscovery: a new node joins running ones over mDNS; how soon does it
+// have them all, and they it? Measured from the new process's start.
+func netDiscovery(r *report, running, rounds int) error {
+	l, err := newLAN(running + 1)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	dir, err := os.MkdirTemp("", "lanchat-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var ps []*proc
+	defer func() {
+		for _, p := range ps {
+			p.quit()
+		}
+	}()
+	for i := 0; i < running; i++ {
+		p, err := startProc(dir, fmt.Sprintf("run%d", i), onHost(l, i))
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	for _, p := range ps {
+		if _, err := peersUp(p, nil, running-1, 20*time.Second); err != nil {
+			return fmt.Errorf("running nodes: %w", err)
+		}
+	}
+	var sees, seen []time.Duration
+	for round := 0; round < rounds; round++ {
+		np, err := startProc(dir, fmt.Sprintf("new%d", round), onHost(l, running))
+		if err != nil {
+			return err
+		}
+		ids := map[string]bool{}
+		for _, p := range ps {
+			ids[p.id] = true
+		}
+		ups, err := peersUp(np, ids, len(ids), 20*time.Second)
+		if err != nil {
+			np.kill()
+			return fmt.Errorf("new node: %w", err)
+		}
+		for _, at := range ups {
+			sees = append(sees, at.Sub(np.started))
+		}
+		for _, p := range ps {
+			up, err := peersUp(p, map[string]bool{np.id: true}, 1, 20*time.Second)
+			if err != nil {
+				np.kill()
+				return fmt.Errorf("running node: %w", err)
+			}
+			seen = append(seen, up[np.id].Sub(np.started))
+		}
+		np.quit()
+	}
+	a, b := summarize(sees), summarize(seen)
+	r.add(fmt.Sprintf("new node connected to each of %d running peers, p50", running), ms(a.p50), "ms", 0, "≤ 100 ms", yes(a.p50 <= 100*time.Millisecond))
+	r.add("new node connected to a running peer, max", ms(a.max), "ms", 0, "", nil)
+	r.add("running peers see the new node joined, p50", ms(b.p50), "ms", 0, "≤ 100 ms", yes(b.p50 <= 100*time.Millisecond))
+	return nil
+}
+
+// netScale starts count nodes on count hosts at once and measures the
+// mesh formation over mDNS, the fan-out of a group message, and memory.
+func netScale(r *report, count, rounds int) error {
+	l, err := newLAN(count)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+	dir, err := os.MkdirTemp("", "lanchat-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ps := make([]*proc, count)
+	errs := make([]error, count)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ps[i], errs[i] = startProc(dir, fmt.Sprintf("n%d", i), onHost(l, i))
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		var qw sync.WaitGroup
+		for _, p := range ps {
+			if p != nil {
+				qw.Add(1)
+				go func() { defer qw.Done(); p.quit() }()
+			}
+		}
+		qw.Wait()
+	}()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	var last time.Time
+	for _, p := range ps {
+		ups, err := peersUp(p, nil, count-1, 60*time.Second)
+		if err != nil {
+			return fmt.Errorf("mesh of %d: %w", count, err)
+		}
+		for _, at := range ups {
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	formed := last.Sub(start)
+	var met *bool
+	target := ""
+	if count == 32 {
+		met, target = yes(formed <= 2*time.Second), "≤ 2 s for 32"
+	}
+	r.add(fmt.Sprintf("mDNS full mesh of %d nodes formed (netns)", count), ms(formed), "ms", 0, target, met)
+
+	idle := int64(0)
+	for _, p := range ps {
+		if rss, err := p.rss(); err == nil {
+			idle = max(idle, rss)
+		}
+	}
+	var lat []time.Duration
+	for round := 0; round < rounds; round++ {
+		text := fmt.Sprintf("fan-out %d", round)
+		if err := ps[0].send(text); err != nil {
+			return err
+		}
+		sent, err := ps[0].wait("sent", 10*time.Second)
+		if err != nil {
+			return err
+		}
+		for _, p := range ps[1:] {
+			ev, err := p.wait("chat", 10*time.Second)
+			if err != nil {
+				return fmt.Errorf("fan-out: %w", err)
+			}
+			lat = append(lat, ts(ev).Sub(ts(sent)))
+		}
+	}
+	fd := summarize(lat)
+	met, target = nil, ""
+	if count == 32 {
+		met, target = yes(fd.p99 <= 20*time.Millisecond), "≤ 20 ms for 31 peers"
+	}
+	r.add(fmt.Sprintf("group message to %d peers p99 (netns)", count-1), ms(fd.p99), "ms", 0, target, met)
+	r.add(fmt.Sprintf("resident memory per node idle, %d nodes (netns)", count), float64(idle)/(1<<20), "MiB", 0, "≤ 15 MB", yes(float64(idle) <= 15e6))
+	return nil
+}

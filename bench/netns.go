@@ -1,0 +1,86 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// lan is a private LAN of network namespaces joined by a bridge, for
+// measuring across hosts with real mDNS (root only). Nothing in it can
+// reach the machine's own network.
+type lan struct {
+	prefix string
+	subnet string // 10.X.Y, the hosts are .1 to .n
+	hosts  []string
+}
+
+func sh(args ...string) error {
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// newLAN makes n hosts. The namespaces are named after this process, so
+// that two runs never meet; close removes them.
+func newLAN(n int) (*lan, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("--netns needs root (it creates network namespaces)")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("--netns needs iproute2's ip: %w", err)
+	}
+	pid := os.Getpid()
+	l := &lan{prefix: fmt.Sprintf("lcb%d", pid), subnet: fmt.Sprintf("10.%d.%d", 200+pid%50, (pid/50)%250)}
+	sw := l.prefix + "-sw"
+	steps := [][]string{
+		{"ip", "netns", "add", sw},
+		{"ip", "-n", sw, "link", "add", "br0", "type", "bridge"},
+		{"ip", "-n", sw, "link", "set", "br0", "type", "bridge", "mcast_snooping", "0"},
+		{"ip", "-n", sw, "link", "set", "br0", "up"},
+	}
+	for _, s := range steps {
+		if err := sh(s...); err != nil {
+			l.close()
+			return nil, err
+		}
+	}
+	for i := 1; i <= n; i++ {
+		ns := fmt.Sprintf("%s-h%d", l.prefix, i)
+		veth := fmt.Sprintf("%sv%d", l.prefix, i)
+		l.hosts = append(l.hosts, ns)
+		for _, s := range [][]string{
+			{"ip", "netns", "add", ns},
+			{"ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns},
+			{"ip", "link", "set", veth, "netns", sw},
+			{"ip", "-n", sw, "link", "set", veth, "master", "br0"},
+			{"ip", "-n", sw, "link", "set", veth, "up"},
+			{"ip", "-n", ns, "addr", "add", fmt.Sprintf("%s.%d/24", l.subnet, i), "dev", "eth0"},
+			{"ip", "-n", ns, "link", "set", "eth0", "up"},
+			{"ip", "-n", ns, "link", "set", "lo", "up"},
+		} {
+			if err := sh(s...); err != nil {
+				l.close()
+				return nil, err
+			}
+		}
+	}
+	return l, nil
+}
+
+// command runs exe on host i (0-based) with its own hostname.
+func (l *lan) command(i int, exe string, args ...string) *exec.Cmd {
+	argv := append([]string{"netns", "exec", l.hosts[i], "unshare", "--uts", "sh", "-c",
+		`hostname "$0" && exec "$@"`, fmt.Sprintf("h%d", i+1), exe}, args...)
+	return exec.Command("ip", argv...)
+}
+
+// close removes every namespace (the veths go with them).
+func (l *lan) close() {
+	for _, ns := range append(l.hosts, l.prefix+"-sw") {
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
