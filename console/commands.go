@@ -189,6 +189,11 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 	if *count < 1 || *count > maxEchoCount {
 		return fmt.Errorf("echo: -n %d out of range 1-%d", *count, maxEchoCount)
 	}
+	sizeGiven := false
+	fs.Visit(func(f *flag.Flag) { sizeGiven = sizeGiven || f.Name == "size" })
+	if sizeGiven && *size < 0 {
+		return fmt.Errorf("echo: -size %d: want 0 or more bytes", *size)
+	}
 	if *size > transport.MaxPayload {
 		return fmt.Errorf("echo: -size %d: %w (limit %d bytes)", *size, transport.ErrTooLong, transport.MaxPayload)
 	}
@@ -212,7 +217,7 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 			r, err := c.node.Echo(ctx, target, v, payload)
 			if err != nil {
 				c.out.Error(fmt.Errorf("echo %s seq=%d: %w", target, i, err))
-				if errors.Is(err, peer.ErrNoPeers) || strings.Contains(err.Error(), "unknown peer") {
+				if errors.Is(err, peer.ErrNoPeers) || errors.Is(err, peer.ErrUnknownPeer) || errors.Is(err, peer.ErrAway) {
 					break
 				}
 			} else {

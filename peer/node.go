@@ -45,6 +45,11 @@ var (
 	ErrDuplicate = errors.New("already connected")
 	// ErrSelf is wrapped when a node reaches itself.
 	ErrSelf = errors.New("that address is this node")
+	// ErrUnknownPeer is wrapped when a name or id prefix matches no peer.
+	ErrUnknownPeer = errors.New("unknown peer")
+	// ErrAway is wrapped when a request needs a connection the peer has
+	// lost for now.
+	ErrAway = errors.New("is away")
 )
 
 // Config configures a Node.
@@ -381,7 +386,7 @@ func (n *Node) lookup(arg string) (*member, error) {
 	case len(ms) == 0:
 		return nil, fmt.Errorf("unknown peer %q: %w", arg, ErrNoPeers)
 	}
-	return nil, fmt.Errorf("unknown peer %q; known peers: %s", arg, describe(ms))
+	return nil, fmt.Errorf("%w %q; known peers: %s", ErrUnknownPeer, arg, describe(ms))
 }
 
 // lookupLive finds a connected peer: requests need a connection.
@@ -393,7 +398,7 @@ func (n *Node) lookupLive(arg string) (*peer, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.conn == nil {
-		return nil, fmt.Errorf("%s (%s) is away: its connection was lost and is being re-established", m.name, ShortID(m.id))
+		return nil, fmt.Errorf("%s (%s) %w: its connection was lost and is being re-established", m.name, ShortID(m.id), ErrAway)
 	}
 	return m.conn, nil
 }
