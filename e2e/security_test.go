@@ -538,6 +538,10 @@ func TestSecurityImpostorID(t *testing.T) {
 	}
 	waitPeerUp(t, carol, cm, bob2, "")
 	waitPeerUp(t, carol, 0, alice, "mdns")
+	// A group message goes to the peers connected when it is sent: bob
+	// must have alice back before his reaches her.
+	waitPeerUp(t, bob2, 0, alice, "")
+	waitPeerUp(t, bob2, 0, carol, "")
 	chat(t, carol, "the real bob? "+id, bob2, alice)
 	chat(t, bob2, "the real bob "+id, carol, alice)
 
