@@ -144,16 +144,24 @@ func netScale(r *report, count, rounds int) error {
 		}
 	}
 	var last time.Time
+	pairs, incomplete := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
 	for _, p := range ps {
-		ups, err := peersUp(p, nil, count-1, 60*time.Second)
+		ups, err := peersUp(p, nil, count-1, time.Until(deadline))
+		pairs += len(ups)
 		if err != nil {
-			return fmt.Errorf("mesh of %d: %w", count, err)
+			incomplete++
 		}
 		for _, at := range ups {
 			if at.After(last) {
 				last = at
 			}
 		}
+	}
+	if incomplete > 0 {
+		r.add(fmt.Sprintf("mDNS mesh of %d nodes NOT complete after 60 s: peer connections seen (netns)", count),
+			float64(pairs), "of "+fmt.Sprint(count*(count-1)), 0, "", yes(false))
+		return nil
 	}
 	formed := last.Sub(start)
 	var met *bool

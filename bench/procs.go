@@ -51,6 +51,13 @@ func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, 
 		"--identity", filepath.Join(home, "identity.pem")}, args...)
 	cmd := mk(exe, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+home)
+	if logs := os.Getenv("LANCHAT_BENCH_LOGS"); logs != "" {
+		// For looking into a failed run: every node's log in one file each.
+		if f, err := os.Create(filepath.Join(logs, name+".log")); err == nil {
+			cmd.Stderr = f
+			defer f.Close()
+		}
+	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
