@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -54,8 +55,7 @@ func chatLatency(a, b *node, n int, size int) ([]time.Duration, error) {
 		}
 	})
 	defer b.on(func(peer.Event, time.Time) {})
-	text := string(make([]byte, size))
-	text = fill(size)
+	text := fill(size)
 	out := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		start := time.Now()
@@ -129,7 +129,7 @@ func fanOut(ns []*node, rounds int) ([]time.Duration, error) {
 	arrived := make(chan struct{}, len(ns)*rounds)
 	for _, n := range ns[1:] {
 		n.on(func(e peer.Event, at time.Time) {
-			if _, ok := e.(peer.Chat); ok {
+			if c, ok := e.(peer.Chat); ok && strings.HasPrefix(c.Text, "fan-out ") {
 				mu.Lock()
 				lat = append(lat, at.Sub(start))
 				mu.Unlock()
@@ -142,6 +142,11 @@ func fanOut(ns []*node, rounds int) ([]time.Duration, error) {
 			n.on(func(peer.Event, time.Time) {})
 		}
 	}()
+	result := func() []time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]time.Duration(nil), lat...)
+	}
 	for r := 0; r < rounds; r++ {
 		mu.Lock()
 		start = time.Now()
@@ -157,5 +162,5 @@ func fanOut(ns []*node, rounds int) ([]time.Duration, error) {
 			}
 		}
 	}
-	return lat, nil
+	return result(), nil
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -378,30 +377,12 @@ func TestBadInput(t *testing.T) {
 
 // TestVersionHelp checks the flags that print and exit.
 func TestVersionHelp(t *testing.T) {
-	bin := lanchatBin(t)
 	h := newLoopbackHost(t) // in case a flag is ignored and the node starts
 	for _, flag := range []string{"--version", "--help"} {
-		cmd := h.Command(hostEnv(t.TempDir()), bin, flag)
-		cmd.Stdin = strings.NewReader("")
-		cmd.WaitDelay = time.Second
-		var out lockedBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
+		text, err := runLanchat(t, h, hostEnv(t.TempDir()), flag)
+		if err != nil {
+			t.Errorf("lanchat %s: %v\n%s", flag, err, text)
 		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("lanchat %s: %v\n%s", flag, err, out.String())
-			}
-		case <-time.After(cmdTimeout):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-			t.Errorf("lanchat %s still running after %v", flag, cmdTimeout)
-		}
-		text := out.String()
 		if strings.TrimSpace(text) == "" {
 			t.Errorf("lanchat %s printed nothing", flag)
 		}

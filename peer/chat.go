@@ -70,10 +70,7 @@ func (n *Node) SetName(name string) error {
 	}
 	n.mu.Lock()
 	n.name = name
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
+	ps := n.livePeersLocked()
 	n.mu.Unlock()
 	var errs []error
 	for _, p := range ps {

@@ -229,10 +229,7 @@ func (n *Node) closeAll() {
 	n.mu.Lock()
 	// No handshake still under way may add a connection after this.
 	n.closed = true
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
+	ps := n.livePeersLocked()
 	n.mu.Unlock()
 	for _, p := range ps {
 		p.conn.Close()
@@ -245,10 +242,7 @@ func (n *Node) closeAll() {
 func (n *Node) Leave(ctx context.Context, reason string) {
 	n.leaving.Store(true)
 	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
+	ps := n.livePeersLocked()
 	n.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, leaveTimeout)
 	defer cancel()
@@ -283,6 +277,15 @@ func (n *Node) admit(p *peer, force, otherConnected bool) (old *peer, ok bool) {
 	}
 	n.peers[p.id] = p
 	return old, true
+}
+
+// livePeersLocked lists the connected peers; it runs under n.mu.
+func (n *Node) livePeersLocked() []*peer {
+	ps := make([]*peer, 0, len(n.peers))
+	for _, p := range n.peers {
+		ps = append(ps, p)
+	}
+	return ps
 }
 
 // remove takes p out of the table if it is still the current entry.

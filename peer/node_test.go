@@ -702,10 +702,7 @@ func handMadeClient(t *testing.T, n *testNode) (*transport.Conn, string) {
 // leaving the node running (closeAll is for stopping it).
 func (n *Node) dropConnections() {
 	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
+	ps := n.livePeersLocked()
 	n.mu.Unlock()
 	for _, p := range ps {
 		p.conn.Close()

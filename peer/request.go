@@ -160,10 +160,7 @@ func (n *Node) Time(ctx context.Context, peerArg, via string) (TimeResult, error
 // results in table order with one error per failed peer.
 func (n *Node) TimeAll(ctx context.Context, via string, each func(TimeResult, error)) error {
 	n.mu.Lock()
-	ps := make([]*peer, 0, len(n.peers))
-	for _, p := range n.peers {
-		ps = append(ps, p)
-	}
+	ps := n.livePeersLocked()
 	n.mu.Unlock()
 	if len(ps) == 0 {
 		return ErrNoPeers
