@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"slices"
 	"os/exec"
 	"sync"
 	"time"
@@ -146,17 +147,27 @@ func netScale(r *report, count, rounds int) error {
 	var last time.Time
 	pairs, incomplete := 0, 0
 	deadline := time.Now().Add(60 * time.Second)
+	var done []time.Duration
 	for _, p := range ps {
 		ups, err := peersUp(p, nil, count-1, time.Until(deadline))
 		pairs += len(ups)
 		if err != nil {
 			incomplete++
 		}
+		var mine time.Time
 		for _, at := range ups {
 			if at.After(last) {
 				last = at
 			}
+			if at.After(mine) {
+				mine = at
+			}
 		}
+		done = append(done, mine.Sub(start))
+	}
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+		slices.Sort(done)
+		fmt.Fprintf(os.Stderr, "mesh of %d: per-node completion %v\n", count, done)
 	}
 	if incomplete > 0 {
 		r.add(fmt.Sprintf("mDNS mesh of %d nodes NOT complete after 60 s: peer connections seen (netns)", count),
@@ -164,6 +175,14 @@ func netScale(r *report, count, rounds int) error {
 		return nil
 	}
 	formed := last.Sub(start)
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+		var ready []time.Duration
+		for _, p := range ps {
+			ready = append(ready, p.readyAt.Sub(start))
+		}
+		rd := summarize(ready)
+		fmt.Fprintf(os.Stderr, "mesh of %d: processes ready p50 %v max %v; mesh complete %v\n", count, rd.p50, rd.max, formed)
+	}
 	var met *bool
 	target := ""
 	if count == 32 {

@@ -22,8 +22,8 @@ type proc struct {
 	events chan map[string]any
 	port   int
 	id     string
-	// started is when the process was started.
-	started time.Time
+	// started is when the process was started, readyAt when it said so.
+	started, readyAt time.Time
 }
 
 // ts is an event's timestamp.
@@ -89,6 +89,7 @@ func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, 
 		p.kill()
 		return nil, err
 	}
+	p.readyAt = ts(ev)
 	p.port = int(ev["tcp_port"].(float64))
 	p.id, _ = ev["id"].(string)
 	return p, nil

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"log/slog"
 	"net"
 	"slices"
@@ -169,6 +170,21 @@ func (s *Service) run(ctx context.Context) {
 	}()
 	poll := time.NewTicker(ifacePoll)
 	defer poll.Stop()
+	// Early rescans: when many nodes start at once, the answers to the
+	// first query come in a burst and some are lost; zeroconf's own next
+	// query is 4 s away, so ask again sooner a few times.
+	var early []time.Time
+	var earlyTimer <-chan time.Time
+	scheduleEarly := func() {
+		// Jittered, so that nodes started together do not all ask at
+		// the same instant and lose the answers again.
+		now := time.Now()
+		early = early[:0]
+		for _, d := range []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second} {
+			early = append(early, now.Add(d/2+rand.N(d)))
+		}
+		slices.SortFunc(early, func(a, b time.Time) int { return a.Compare(b) })
+	}
 	for first := true; ; first = false {
 		ifaces, newSig := s.interfaces()
 		changed := newSig != sig || first
@@ -179,6 +195,7 @@ func (s *Service) run(ctx context.Context) {
 			s.mu.Unlock()
 			unregister()
 			stopRound()
+			scheduleEarly()
 			if len(ifaces) == 0 {
 				if !warned {
 					s.log.Warn("mDNS: no usable interface yet; peers can still be given with --peer or /connect", "want", s.cfg.Ifaces)
@@ -195,9 +212,16 @@ func (s *Service) run(ctx context.Context) {
 		if round == nil && len(ifaces) > 0 {
 			round, roundEnd = s.startRound(ctx, ifaces)
 		}
+		earlyTimer = nil
+		if len(early) > 0 {
+			earlyTimer = time.After(time.Until(early[0]))
+		}
 		select {
 		case <-ctx.Done():
 			return
+		case <-earlyTimer:
+			early = early[1:]
+			stopRound()
 		case <-poll.C:
 		case <-s.rescan:
 			stopRound()

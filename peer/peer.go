@@ -270,7 +270,11 @@ func (p *peer) keep(holdOff bool) {
 		now := time.Now()
 		if !now.Before(next) {
 			p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
-			p.conn.Send(transport.Beat{})
+			// Over TCP only while no datagram gets through (UDP blocked,
+			// or lost): the datagrams are the cheaper heartbeat.
+			if now.Sub(time.Unix(0, p.lastUDP.Load())) > 2*beatInterval {
+				p.conn.Send(transport.Beat{})
+			}
 			if p.lastUDP.Load() != 0 {
 				interval = beatInterval
 			} else {

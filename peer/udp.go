@@ -54,12 +54,12 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 		p.mu.Lock()
 		p.udpAddr = from
 		p.mu.Unlock()
-		if !m.Ack {
+		if !m.Ack && first {
+			// First contact: answer, and prove the path our way too,
+			// without waiting for our keeper. Later probes need no
+			// answer: each side's own probes are its heartbeat.
 			n.sendDatagram(p, from, transport.Probe{Ack: true, Nonce: m.Nonce})
-			if first {
-				// Prove the path our way too, without waiting for our keeper.
-				n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
-			}
+			n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
 		}
 	case transport.TimeReq:
 		n.sendDatagram(p, from, timeReply(m, pkt.Time))

@@ -68,7 +68,7 @@ type Conn struct {
 func NewConn(nc net.Conn) *Conn {
 	c := &Conn{
 		nc:   nc,
-		br:   bufio.NewReaderSize(nc, 32<<10),
+		br:   bufio.NewReaderSize(nc, 4<<10), // larger frames are read past it
 		done: make(chan struct{}),
 		kick: make(chan struct{}, 1),
 	}
