@@ -3,8 +3,8 @@ package bench
 import (
 	"fmt"
 	"os"
-	"slices"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 )

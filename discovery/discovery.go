@@ -3,8 +3,8 @@ package discovery
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
