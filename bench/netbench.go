@@ -38,19 +38,29 @@ func peersUp(p *proc, want map[string]bool, count int, timeout time.Duration) (m
 	return got, nil
 }
 
+// lanWithHomes makes a LAN of n hosts and a directory for the nodes'
+// homes; cleanup removes both.
+func lanWithHomes(n int) (*lan, string, func(), error) {
+	l, err := newLAN(n)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "lanchat-bench-")
+	if err != nil {
+		l.close()
+		return nil, "", nil, err
+	}
+	return l, dir, func() { os.RemoveAll(dir); l.close() }, nil
+}
+
 // netDiscovery: a new node joins running ones over mDNS; how soon does it
 // have them all, and they it? Measured from the new process's start.
 func netDiscovery(r *report, running, rounds int) error {
-	l, err := newLAN(running + 1)
+	l, dir, cleanup, err := lanWithHomes(running + 1)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	dir, err := os.MkdirTemp("", "lanchat-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	var ps []*proc
 	defer func() {
 		for _, p := range ps {
@@ -107,16 +117,11 @@ func netDiscovery(r *report, running, rounds int) error {
 // netScale starts count nodes on count hosts at once and measures the
 // mesh formation over mDNS, the fan-out of a group message, and memory.
 func netScale(r *report, count, rounds int) error {
-	l, err := newLAN(count)
+	l, dir, cleanup, err := lanWithHomes(count)
 	if err != nil {
 		return err
 	}
-	defer l.close()
-	dir, err := os.MkdirTemp("", "lanchat-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
+	defer cleanup()
 	ps := make([]*proc, count)
 	errs := make([]error, count)
 	var wg sync.WaitGroup

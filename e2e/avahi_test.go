@@ -153,27 +153,15 @@ type browseEntry struct {
 // entries.
 func (a *Avahi) browse(t *testing.T) []browseEntry {
 	t.Helper()
-	cmd := a.host.Command(a.env, "avahi-browse", "-rpt", "_lanchat._tcp")
-	cmd.WaitDelay = time.Second
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Logf("avahi-browse: %v: %s", err, out.String())
-		}
-	case <-time.After(cmdTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	out, timedOut, err := runBounded(t, a.host.Command(a.env, "avahi-browse", "-rpt", "_lanchat._tcp"))
+	switch {
+	case timedOut:
 		t.Logf("avahi-browse still running after %v; killed", cmdTimeout)
+	case err != nil:
+		t.Logf("avahi-browse: %v: %s", err, out)
 	}
 	var entries []browseEntry
-	for _, line := range strings.Split(out.String(), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		f := strings.SplitN(line, ";", 10)
 		if len(f) < 10 || f[0] != "=" {
 			continue

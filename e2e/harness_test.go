@@ -970,23 +970,32 @@ func runLanchat(t testing.TB, h *Host, env []string, args ...string) (string, er
 	t.Helper()
 	cmd := h.Command(env, lanchatBin(t), args...)
 	cmd.Stdin = strings.NewReader("")
+	out, timedOut, err := runBounded(t, cmd)
+	if timedOut {
+		t.Fatalf("lanchat %v still running after %v", args, cmdTimeout)
+	}
+	return out, err
+}
+
+// runBounded runs cmd (made by Host.Command, in its own process group) to
+// completion, killing it after cmdTimeout, and returns its output.
+func runBounded(t testing.TB, cmd *exec.Cmd) (out string, timedOut bool, err error) {
+	t.Helper()
 	cmd.WaitDelay = time.Second
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	var buf lockedBuffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	select {
-	case err := <-done:
-		return out.String(), err
+	case err = <-done:
 	case <-time.After(cmdTimeout):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-		t.Fatalf("lanchat %v still running after %v", args, cmdTimeout)
-		return "", nil
+		err, timedOut = <-done, true
 	}
+	return buf.String(), timedOut, err
 }
 
 // ---------------------------------------------------------------------------
