@@ -54,15 +54,6 @@ func lookupCommand(name string) (command, bool) {
 	return command{}, false
 }
 
-// CommandNames lists the commands with their slash, for completion.
-func CommandNames() []string {
-	var s []string
-	for _, c := range commands {
-		s = append(s, "/"+c.name)
-	}
-	return s
-}
-
 func (c *Console) cmdHelp(_ context.Context, _ []string, _ string) error {
 	var b strings.Builder
 	b.WriteString("A line that does not start with / is sent to every peer (start it with // to send a leading /).\n")

@@ -76,9 +76,6 @@ func New(cfg Config) *Console {
 	return &Console{cfg: cfg, node: cfg.Node, out: NewPrinter(cfg.Out, cfg.JSON), setPrompt: func(string) {}}
 }
 
-// Printer is where all output goes; main's logger may share it.
-func (c *Console) Printer() *Printer { return c.out }
-
 // quitWait bounds how long quitting waits for background commands, and
 // in scripted mode for undelivered messages.
 const quitWait = 10 * time.Second

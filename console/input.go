@@ -111,20 +111,18 @@ func (c *Console) runTerminal(ctx context.Context) error {
 			readline.PcItem("-tcp", next...), readline.PcItem("-udp", next...),
 		}
 	}
-	completer := readline.NewPrefixCompleter(
-		readline.PcItem("/msg", peers),
-		readline.PcItem("/time", append(transports(peers), peers)...),
-		readline.PcItem("/echo", append(transports(peers), peers)...),
-		readline.PcItem("/peers"),
-		readline.PcItem("/nick"),
-		readline.PcItem("/connect"),
-		readline.PcItem("/whoami"),
-		readline.PcItem("/pending"),
-		readline.PcItem("/trust"),
-		readline.PcItem("/forget", peers),
-		readline.PcItem("/help"),
-		readline.PcItem("/quit"),
-	)
+	// Every command completes; what follows depends on its arguments.
+	next := map[string][]readline.PrefixCompleterInterface{
+		"msg":    {peers},
+		"time":   append(transports(peers), peers),
+		"echo":   append(transports(peers), peers),
+		"forget": {peers},
+	}
+	var items []readline.PrefixCompleterInterface
+	for _, cmd := range commands {
+		items = append(items, readline.PcItem("/"+cmd.name, next[cmd.name]...))
+	}
+	completer := readline.NewPrefixCompleter(items...)
 	if c.cfg.HistoryFile != "" {
 		if err := os.MkdirAll(filepath.Dir(c.cfg.HistoryFile), 0o700); err != nil {
 			c.out.Error(fmt.Errorf("history not kept: %w", err))

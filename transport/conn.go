@@ -270,6 +270,3 @@ func (c *Conn) FlushClose(timeout time.Duration) {
 	c.flushAll(time.Now().Add(timeout))
 	c.Close()
 }
-
-// Done is closed once the connection is closed.
-func (c *Conn) Done() <-chan struct{} { return c.done }
