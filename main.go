@@ -133,19 +133,21 @@ func run(args []string) int {
 	if o.verbose {
 		level = slog.LevelDebug
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	// On a terminal the console sends log lines through the prompt.
+	logOut := console.NewLogWriter(os.Stderr)
+	logger := slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	// zeroconf logs through the standard logger; keep it at debug level.
 	log.SetFlags(0)
 	log.SetOutput(slogWriter{logger})
 
-	if err := start(o, logger); err != nil {
+	if err := start(o, logger, logOut); err != nil {
 		fmt.Fprintf(os.Stderr, "lanchat: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func start(o options, logger *slog.Logger) error {
+func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	for _, name := range o.ifaces {
 		if _, err := net.InterfaceByName(name); err != nil {
 			logger.Warn("--iface: no such interface yet; mDNS will use it when it appears", "iface", name)
@@ -219,7 +221,7 @@ func start(o options, logger *slog.Logger) error {
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 	con := console.New(console.Config{
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
-		HistoryFile: historyFile(), TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
+		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)

@@ -48,6 +48,8 @@ type Config struct {
 	JSON     bool
 	// HistoryFile is where the prompt keeps its history ("" for none).
 	HistoryFile string
+	// Log, when set, is redirected through the prompt while it is up.
+	Log *LogWriter
 	// OnRename is called after /nick has told the peers, to update the
 	// mDNS record.
 	OnRename func(name string) error

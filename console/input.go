@@ -145,6 +145,10 @@ func (c *Console) runTerminal(ctx context.Context) error {
 	// prompt and the partial input after it.
 	c.out.SetWriter(rl.Stdout())
 	defer c.out.SetWriter(c.cfg.Out)
+	if c.cfg.Log != nil {
+		old := c.cfg.Log.set(c.out)
+		defer c.cfg.Log.set(old)
+	}
 	c.setPrompt = func(name string) { rl.SetPrompt(name + "> ") }
 	stop := context.AfterFunc(ctx, func() { rl.Close() })
 	defer stop()

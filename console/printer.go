@@ -87,3 +87,37 @@ func ms(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e6 }
 
 // fmtDur prints a duration in milliseconds with 3 decimals, as ping does.
 func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3f ms", ms(d)) }
+
+// Write writes b as it is, under the output lock: log lines reach a
+// terminal this way, through readline, so they do not garble the prompt.
+func (p *Printer) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.w.Write(b)
+}
+
+// LogWriter is where log lines go; the console points it at the terminal
+// while the prompt is up.
+type LogWriter struct {
+	mu sync.Mutex // protects w
+	w  io.Writer
+}
+
+// NewLogWriter writes to w until the console redirects it.
+func NewLogWriter(w io.Writer) *LogWriter { return &LogWriter{w: w} }
+
+func (l *LogWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	w := l.w
+	l.mu.Unlock()
+	return w.Write(b)
+}
+
+// set redirects the writer and returns the previous destination.
+func (l *LogWriter) set(w io.Writer) io.Writer {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	old := l.w
+	l.w = w
+	return old
+}
