@@ -47,6 +47,9 @@ func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, 
 	if err := os.MkdirAll(home, 0o700); err != nil {
 		return nil, err
 	}
+	if os.Getenv("LANCHAT_BENCH_LOGS") != "" {
+		args = append(args, "-v")
+	}
 	args = append([]string{"--json", "--port", "0", "--name", name,
 		"--identity", filepath.Join(home, "identity.pem")}, args...)
 	cmd := mk(exe, args...)

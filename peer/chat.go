@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -81,8 +82,31 @@ func (n *Node) SetName(name string) error {
 	return errors.Join(errs...)
 }
 
+// peerList lists the connected peers but except, with the address where
+// each listens, for a newly connected peer. Link-local addresses are left
+// out: their zone means nothing on another host.
+func (n *Node) peerList(except string) transport.PeerList {
+	var l transport.PeerList
+	for _, m := range n.memberList() {
+		m.mu.Lock()
+		addr, live := m.dialAddr, m.conn != nil
+		m.mu.Unlock()
+		if m.id == except || !live || addr == "" || len(l.Peers) >= transport.MaxPeerList {
+			continue
+		}
+		if ap, err := netip.ParseAddrPort(addr); err != nil || ap.Addr().IsLinkLocalUnicast() || ap.Addr().IsLoopback() {
+			continue
+		}
+		l.Peers = append(l.Peers, transport.PeerRef{ID: m.id, Addr: addr})
+	}
+	return l
+}
+
 // Found is a node that discovery saw.
 type Found struct {
+	// Via is how it was found: ViaMDNS when empty; a node named in a
+	// peer's list inherits how that peer was reached.
+	Via      string
 	Instance string
 	ID       string
 	Addrs    []string // host:port to try, best first
@@ -127,7 +151,11 @@ func (n *Node) Discovered(f Found) {
 		}()
 		var errs []error
 		for _, addr := range f.Addrs {
-			_, err := n.Connect(n.ctx, addr, ViaMDNS, f.ID)
+			via := f.Via
+			if via == "" {
+				via = ViaMDNS
+			}
+			_, err := n.Connect(n.ctx, addr, via, f.ID)
 			if err == nil || errors.Is(err, ErrDuplicate) {
 				return
 			}
@@ -145,7 +173,7 @@ func (n *Node) Discovered(f Found) {
 		if warned {
 			level = n.log.Debug
 		}
-		level("skipping mDNS service: cannot connect", "instance", f.Instance, "err", errors.Join(errs...))
+		level("skipping a discovered node: cannot connect", "found", f.Instance, "err", errors.Join(errs...))
 	}()
 }
 

@@ -242,6 +242,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		}
 	}
 	n.checkTrust(p.m)
+	p.conn.Send(n.peerList(p.id))
 	n.emit(PeerUp{Peer: p.info(), Back: back})
 	n.warnIfConflict(p.m)
 	n.wg.Add(2)

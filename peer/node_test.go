@@ -708,3 +708,26 @@ func (n *Node) dropConnections() {
 		p.conn.Close()
 	}
 }
+
+// A node that reaches one member of a group is introduced to the rest.
+// (On loopback addresses are not passed on, so this uses the test's own
+// peer list as a LAN address would be.)
+func TestPeerListIntroduces(t *testing.T) {
+	a, b, c := startNode(t, "alice"), startNode(t, "bob"), startNode(t, "carol")
+	connected(t, a, b)
+	// As if bob had told carol about alice at a routable address.
+	c.Discovered(Found{Via: ViaManual, Instance: "introduced by bob", ID: a.ID(), Addrs: []string{a.addr()}})
+	up := next(t, c, func(e PeerUp) bool { return e.Peer.ID == a.ID() })
+	if up.Peer.Via != ViaManual {
+		t.Fatalf("introduced peer via %q", up.Peer.Via)
+	}
+	// The list a node sends leaves out loopback and link-local addresses.
+	if l := a.peerList(c.ID()); len(l.Peers) != 0 {
+		t.Fatalf("loopback addresses passed on: %+v", l.Peers)
+	}
+	// A wrong id for an address is refused, as from mDNS.
+	c.Discovered(Found{Instance: "lie", ID: "NOTTHEID", Addrs: []string{b.addr()}})
+	if w := next(t, c, func(e Warning) bool { return true }); !strings.Contains(w.Text, "identity mismatch") {
+		t.Fatalf("warning %q", w.Text)
+	}
+}

@@ -178,6 +178,16 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		}
 	case transport.TypeBeat:
 		// Only a sign of life: heard above.
+	case transport.TypePeerList:
+		m, err := transport.DecodePeerList(payload)
+		if err != nil {
+			return err
+		}
+		for _, ref := range m.Peers {
+			// The same path as an mDNS sighting: skipped when known,
+			// and the node at addr must prove it holds ref.ID.
+			p.n.Discovered(Found{Via: p.via, Instance: "introduced by " + p.name(), ID: ref.ID, Addrs: []string{ref.Addr}})
+		}
 	case transport.TypeNick:
 		m, err := transport.DecodeNick(payload)
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 var roundTrips = []Message{
 	Hello{Version: ProtocolVersion, ID: "abc123", Name: "alice@h1", UDPPort: 4242, Session: 1 << 60, Via: 1, TCPPort: 4243},
 	Ack{Upto: 77},
+	PeerList{Peers: []PeerRef{{ID: "A", Addr: "10.0.0.1:4000"}, {ID: "B", Addr: "[fd00::2]:4001"}}},
 	Beat{},
 	Welcome{Status: WelcomeDuplicate, Reason: "dup"},
 	Chat{MsgID: 7, Direct: true, Sent: 1700000000123456789, Text: "héllo\tworld"},

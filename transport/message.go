@@ -31,13 +31,14 @@ const (
 	TypeProbeAck Type = 11 // UDP: answer to a probe
 	TypeAck      Type = 12 // TCP: chat messages received up to an id
 	TypeBeat     Type = 13 // TCP: heartbeat, no payload
+	TypePeerList Type = 14 // TCP: the peers the sender is connected to
 )
 
 var typeNames = map[Type]string{
 	TypeHello: "hello", TypeWelcome: "welcome", TypeChat: "chat", TypeNick: "nick",
 	TypeBye: "bye", TypeTimeReq: "time request", TypeTimeResp: "time response",
 	TypeEchoReq: "echo request", TypeEchoResp: "echo response",
-	TypeProbe: "probe", TypeProbeAck: "probe ack", TypeAck: "ack", TypeBeat: "heartbeat",
+	TypeProbe: "probe", TypeProbeAck: "probe ack", TypeAck: "ack", TypeBeat: "heartbeat", TypePeerList: "peer list",
 }
 
 func (t Type) String() string {
@@ -212,6 +213,48 @@ type Beat struct{}
 func (Beat) Type() Type             { return TypeBeat }
 func (Beat) Append(b []byte) []byte { return b }
 
+// MaxPeerList bounds a peer list.
+const MaxPeerList = 256
+
+// PeerRef is a node and where it listens.
+type PeerRef struct {
+	ID   string
+	Addr string // host:port
+}
+
+// PeerList tells a newly connected peer which other nodes the sender is
+// connected to, so that it need not find each of them over mDNS: a node
+// that finds one member of a group joins all of it.
+type PeerList struct{ Peers []PeerRef }
+
+func (PeerList) Type() Type { return TypePeerList }
+func (m PeerList) Append(b []byte) []byte {
+	e := encoder{b}
+	n := min(len(m.Peers), MaxPeerList)
+	e.u16(uint16(n))
+	for _, p := range m.Peers[:n] {
+		e.str(p.ID)
+		e.str(p.Addr)
+	}
+	return e.b
+}
+func DecodePeerList(p []byte) (PeerList, error) {
+	d := decoder{b: p, what: "peer list"}
+	n := int(d.u16("count"))
+	if n > MaxPeerList {
+		return PeerList{}, fmt.Errorf("%w: peer list of %d entries, limit %d", ErrMalformed, n, MaxPeerList)
+	}
+	var m PeerList
+	for i := 0; i < n && d.err == nil; i++ {
+		ref := PeerRef{ID: d.str("id"), Addr: d.str("addr")}
+		if d.err == nil && (ref.ID == "" || len(ref.ID) > MaxIDLen || len(ref.Addr) > 300) {
+			return PeerList{}, fmt.Errorf("%w: peer list entry %d", ErrMalformed, i)
+		}
+		m.Peers = append(m.Peers, ref)
+	}
+	return m, d.err
+}
+
 // Nick announces the sender's new name.
 type Nick struct{ Name string }
 
@@ -372,6 +415,8 @@ func Decode(t Type, p []byte) (Message, error) {
 		return DecodeAck(p)
 	case TypeBeat:
 		return Beat{}, nil
+	case TypePeerList:
+		return DecodePeerList(p)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnknownType, t)
 }
