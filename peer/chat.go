@@ -141,6 +141,7 @@ func (n *Node) Discovered(f Found) {
 	}
 	n.dialing[f.ID] = true
 	n.mu.Unlock()
+	n.log.Debug("dialling a discovered node", "id", ShortID(f.ID), "found", f.Instance, "addrs", f.Addrs)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
