@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"lanchat/bench/baseline"
 	"lanchat/peer"
 )
 
@@ -145,20 +146,20 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func run(o options, progress func(string)) (*report, error) {
 	r := &report{}
 	progress("raw socket baselines")
-	rawTCP, err := rawTCPRoundTrips(o.samples)
+	rawTCP, err := baseline.TCPRoundTrips(o.samples)
 	if err != nil {
 		return nil, err
 	}
-	rawUDP, err := rawUDPRoundTrips(o.samples)
+	rawUDP, err := baseline.UDPRoundTrips(o.samples)
 	if err != nil {
 		return nil, err
 	}
 	const framedN = 200000
-	oneWrite, err := rawFramed(framedN, o.size, false)
+	oneWrite, err := baseline.Framed(framedN, o.size, false)
 	if err != nil {
 		return nil, err
 	}
-	batched, err := rawFramed(framedN, o.size, true)
+	batched, err := baseline.Framed(framedN, o.size, true)
 	if err != nil {
 		return nil, err
 	}

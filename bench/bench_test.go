@@ -7,6 +7,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"lanchat/bench/baseline"
 	"lanchat/peer"
 )
 
@@ -50,13 +51,13 @@ func TestParseFlags(t *testing.T) {
 
 // The measurements themselves run, on a small scale, against real nodes.
 func TestMeasurementsRun(t *testing.T) {
-	if _, err := rawTCPRoundTrips(20); err != nil {
+	if _, err := baseline.TCPRoundTrips(20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rawUDPRoundTrips(20); err != nil {
+	if _, err := baseline.UDPRoundTrips(20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := rawFramed(1000, 64, false); err != nil {
+	if _, err := baseline.Framed(1000, 64, false); err != nil {
 		t.Fatal(err)
 	}
 	ns, _, err := mesh(3, false, 10*time.Second)

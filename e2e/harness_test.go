@@ -978,12 +978,15 @@ func runLanchat(t testing.TB, h *Host, env []string, args ...string) (string, er
 }
 
 // runBounded runs cmd (made by Host.Command, in its own process group) to
-// completion, killing it after cmdTimeout, and returns its output.
+// completion, killing it after cmdTimeout, and returns its output (stdout
+// and stderr together, unless the caller set them).
 func runBounded(t testing.TB, cmd *exec.Cmd) (out string, timedOut bool, err error) {
 	t.Helper()
 	cmd.WaitDelay = time.Second
 	var buf lockedBuffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if cmd.Stdout == nil && cmd.Stderr == nil {
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

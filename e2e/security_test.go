@@ -20,7 +20,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -726,19 +725,10 @@ func runSplit(t *testing.T, h *Host, env []string, args ...string) (stdout, stde
 	t.Helper()
 	cmd := h.Command(env, lanchatBin(t), args...)
 	cmd.Stdin = strings.NewReader("")
-	cmd.WaitDelay = time.Second
 	var out, errb lockedBuffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err = <-done:
-	case <-time.After(cmdTimeout):
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
+	_, timedOut, err := runBounded(t, cmd)
+	if timedOut {
 		t.Fatalf("lanchat %v still running after %v", args, cmdTimeout)
 	}
 	return out.String(), errb.String(), err

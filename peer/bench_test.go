@@ -1,13 +1,11 @@
 package peer
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
-	"io"
-	"net"
 	"testing"
 	"time"
+
+	"lanchat/bench/baseline"
 )
 
 // Each lanchat benchmark has a raw-socket twin on the same loopback path;
@@ -53,63 +51,14 @@ func benchEcho(b *testing.B, via string, insecure bool) {
 }
 
 func BenchmarkRawEchoTCP(b *testing.B) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if _, err := baseline.TCPRoundTrips(b.N); err != nil {
 		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		io.Copy(c, c)
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 64)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c.Write(payload64)
-		if _, err := io.ReadFull(c, buf); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
 func BenchmarkRawEchoUDP(b *testing.B) {
-	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
+	if _, err := baseline.UDPRoundTrips(b.N); err != nil {
 		b.Fatal(err)
-	}
-	defer srv.Close()
-	go func() {
-		buf := make([]byte, 2048)
-		for {
-			n, from, err := srv.ReadFromUDPAddrPort(buf)
-			if err != nil {
-				return
-			}
-			srv.WriteToUDPAddrPort(buf[:n], from)
-		}
-	}()
-	c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	buf := make([]byte, 2048)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		c.Write(payload64)
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		if _, err := c.Read(buf); err != nil {
-			b.Fatal(err)
-		}
 	}
 }
 
@@ -148,55 +97,17 @@ func benchChat(b *testing.B, insecure bool) {
 
 // BenchmarkRawFramedWrite: one Write per 64-byte length-prefixed message,
 // read and split by the receiver.
-func BenchmarkRawFramedWrite(b *testing.B) { rawFramed(b, false) }
+func BenchmarkRawFramedWrite(b *testing.B) {
+	b.SetBytes(64)
+	if _, err := baseline.Framed(b.N, 64, false); err != nil {
+		b.Fatal(err)
+	}
+}
 
 // BenchmarkRawFramedBatched: the same messages written through a buffer.
-func BenchmarkRawFramedBatched(b *testing.B) { rawFramed(b, true) }
-
-func rawFramed(b *testing.B, batched bool) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	done := make(chan struct{})
-	n := b.N
-	go func() {
-		defer close(done)
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		buf := make([]byte, 128)
-		for i := 0; i < n; i++ {
-			if _, err := io.ReadFull(r, buf[:4]); err != nil {
-				return
-			}
-			l := binary.BigEndian.Uint32(buf[:4])
-			if _, err := io.ReadFull(r, buf[:l]); err != nil {
-				return
-			}
-		}
-	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
-	msg := binary.BigEndian.AppendUint32(nil, 64)
-	msg = append(msg, payload64...)
-	var w io.Writer = c
-	bw := bufio.NewWriterSize(c, 64<<10)
-	if batched {
-		w = bw
-	}
+func BenchmarkRawFramedBatched(b *testing.B) {
 	b.SetBytes(64)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		w.Write(msg)
+	if _, err := baseline.Framed(b.N, 64, true); err != nil {
+		b.Fatal(err)
 	}
-	bw.Flush()
-	<-done
 }

@@ -1,4 +1,7 @@
-package bench
+// Package baseline measures plain Go sockets doing what lanchat does, on
+// loopback: the raw figures lanchat's are compared with, shared by the
+// bench command and the go test benchmarks.
+package baseline
 
 import (
 	"bufio"
@@ -9,9 +12,9 @@ import (
 	"time"
 )
 
-// rawTCPRoundTrips times n round trips of a 64-byte message over TCP on
+// TCPRoundTrips times n round trips of a 64-byte message over TCP on
 // loopback: the floor for /echo -tcp.
-func rawTCPRoundTrips(n int) ([]time.Duration, error) {
+func TCPRoundTrips(n int) ([]time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -46,8 +49,8 @@ func rawTCPRoundTrips(n int) ([]time.Duration, error) {
 	return out, nil
 }
 
-// rawUDPRoundTrips times n round trips of a 64-byte datagram.
-func rawUDPRoundTrips(n int) ([]time.Duration, error) {
+// UDPRoundTrips times n round trips of a 64-byte datagram.
+func UDPRoundTrips(n int) ([]time.Duration, error) {
 	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		return nil, err
@@ -82,10 +85,10 @@ func rawUDPRoundTrips(n int) ([]time.Duration, error) {
 	return out, nil
 }
 
-// rawFramed sends n length-prefixed messages of size bytes one way and
+// Framed sends n length-prefixed messages of size bytes one way and
 // returns how long until the receiver has read them all; batched writes
 // them through a buffer, otherwise each is its own Write.
-func rawFramed(n, size int, batched bool) (time.Duration, error) {
+func Framed(n, size int, batched bool) (time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
