@@ -210,7 +210,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			Name: o.name, ID: node.ID(), Port: tr.TCPPort(), UDPPort: tr.UDPPort(),
 			Ifaces: o.ifaces, Logger: logger,
 		}, func(e discovery.Entry) {
-			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs})
+			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs, Answer: e.Answer})
 		}))
 	}
 	for _, arg := range o.peers {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -24,6 +23,11 @@ const (
 	Version = "2"
 	// BrowseRound is how long one browse runs before it is restarted.
 	BrowseRound = 30 * time.Second
+	// AnswerWindow: see Entry.Answer. Answers take well under a
+	// millisecond on a quiet LAN; the window allows for a busy one. A
+	// node that starts within it may be marked too; then both ends dial,
+	// and the handshake keeps one connection.
+	AnswerWindow = 250 * time.Millisecond
 )
 
 // Entry is a lanchat node seen on the network.
@@ -34,6 +38,13 @@ type Entry struct {
 	UDPPort  int
 	// Addrs are host:port strings to dial, IPv4 first.
 	Addrs []string
+	// Answer is set when the node was seen within AnswerWindow of this
+	// node's (re)registration: most likely it answered our first query,
+	// so it was there first and knows nothing of us until our
+	// announcement, hundreds of milliseconds away. Such a node is worth
+	// dialling at once; one seen later has most likely just started and
+	// is dialling us.
+	Answer bool
 }
 
 // Config says what to advertise and where.
@@ -170,21 +181,9 @@ func (s *Service) run(ctx context.Context) {
 	}()
 	poll := time.NewTicker(ifacePoll)
 	defer poll.Stop()
-	// Early rescans: when many nodes start at once, the answers to the
-	// first query come in a burst and some are lost; zeroconf's own next
-	// query is 4 s away, so ask again sooner a few times.
-	var early []time.Time
-	var earlyTimer <-chan time.Time
-	scheduleEarly := func() {
-		// Jittered, so that nodes started together do not all ask at
-		// the same instant and lose the answers again.
-		now := time.Now()
-		early = early[:0]
-		for _, d := range []time.Duration{300 * time.Millisecond, time.Second, 2 * time.Second} {
-			early = append(early, now.Add(d/2+rand.N(d)))
-		}
-		slices.SortFunc(early, func(a, b time.Time) int { return a.Compare(b) })
-	}
+	// answersUntil ends the moments after a (re)registration in which
+	// what the browse sees is mostly the answers to its first query.
+	var answersUntil time.Time
 	for first := true; ; first = false {
 		ifaces, newSig := s.interfaces()
 		changed := newSig != sig || first
@@ -195,7 +194,7 @@ func (s *Service) run(ctx context.Context) {
 			s.mu.Unlock()
 			unregister()
 			stopRound()
-			scheduleEarly()
+			answersUntil = time.Now().Add(AnswerWindow)
 			if len(ifaces) == 0 {
 				if !warned {
 					s.log.Warn("mDNS: no usable interface yet; peers can still be given with --peer or /connect", "want", s.cfg.Ifaces)
@@ -210,18 +209,11 @@ func (s *Service) run(ctx context.Context) {
 			}
 		}
 		if round == nil && len(ifaces) > 0 {
-			round, roundEnd = s.startRound(ctx, ifaces)
-		}
-		earlyTimer = nil
-		if len(early) > 0 {
-			earlyTimer = time.After(time.Until(early[0]))
+			round, roundEnd = s.startRound(ctx, ifaces, answersUntil)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-earlyTimer:
-			early = early[1:]
-			stopRound()
 		case <-poll.C:
 		case <-s.rescan:
 			stopRound()
@@ -284,12 +276,13 @@ func ifaceNames(ifaces []net.Interface) string {
 
 // startRound starts one browse with a fresh resolver (a zeroconf Resolver
 // serves one Browse only). It ends after BrowseRound or when cancelled.
-func (s *Service) startRound(ctx context.Context, ifaces []net.Interface) (context.CancelFunc, chan struct{}) {
+// Entries seen before answersUntil are marked Answer.
+func (s *Service) startRound(ctx context.Context, ifaces []net.Interface, answersUntil time.Time) (context.CancelFunc, chan struct{}) {
 	ctx, cancel := context.WithTimeout(ctx, BrowseRound)
 	end := make(chan struct{})
 	go func() {
 		defer close(end)
-		if err := s.browse(ctx, ifaces); err != nil {
+		if err := s.browse(ctx, ifaces, answersUntil); err != nil {
 			s.log.Warn("mDNS browse failed", "err", err)
 			// Do not spin: wait out the round before the next attempt.
 			<-ctx.Done()
@@ -298,7 +291,7 @@ func (s *Service) startRound(ctx context.Context, ifaces []net.Interface) (conte
 	return cancel, end
 }
 
-func (s *Service) browse(ctx context.Context, ifaces []net.Interface) error {
+func (s *Service) browse(ctx context.Context, ifaces []net.Interface, answersUntil time.Time) error {
 	r, err := s.resolver(ifaces)
 	if err != nil {
 		return err
@@ -313,6 +306,7 @@ func (s *Service) browse(ctx context.Context, ifaces []net.Interface) error {
 	}
 	for e := range entries {
 		if ent, ok := s.parse(e); ok {
+			ent.Answer = time.Now().Before(answersUntil)
 			s.found(ent)
 		}
 	}
@@ -321,10 +315,21 @@ func (s *Service) browse(ctx context.Context, ifaces []net.Interface) error {
 
 func (s *Service) resolver(ifaces []net.Interface) (*zeroconf.Resolver, error) {
 	opts := []zeroconf.ClientOption{zeroconf.SelectIfaces(ifaces)}
-	// zeroconf fails if either family cannot join its group; fall back to
-	// the one that works on hosts without IPv6 (or IPv4).
+	// Every answer comes over both IPv4 and IPv6 (a zeroconf responder
+	// multicasts each on both), so where IPv4 reaches every interface a
+	// query over IPv6 too would only double the answers that every host
+	// on the LAN receives and parses: with 32 nodes starting together
+	// that traffic is what loads the CPUs. The answers still carry the
+	// IPv6 addresses. A host with only IPv6 is still found: it queries
+	// over IPv6, which this node's responder answers, and dials us.
+	families := []zeroconf.IPType{zeroconf.IPv4AndIPv6, zeroconf.IPv4, zeroconf.IPv6}
+	if allHaveIPv4(ifaces) {
+		families = []zeroconf.IPType{zeroconf.IPv4, zeroconf.IPv4AndIPv6, zeroconf.IPv6}
+	}
+	// zeroconf fails if a family cannot join its group; fall back to
+	// one that works.
 	var firstErr error
-	for _, ip := range []zeroconf.IPType{zeroconf.IPv4AndIPv6, zeroconf.IPv4, zeroconf.IPv6} {
+	for _, ip := range families {
 		r, err := zeroconf.NewResolver(append(opts, zeroconf.SelectIPTraffic(ip))...)
 		if err == nil {
 			return r, nil
@@ -334,6 +339,20 @@ func (s *Service) resolver(ifaces []net.Interface) (*zeroconf.Resolver, error) {
 		}
 	}
 	return nil, fmt.Errorf("mDNS: %w", firstErr)
+}
+
+// allHaveIPv4 reports whether each interface has an IPv4 address.
+func allHaveIPv4(ifaces []net.Interface) bool {
+	for _, ifi := range ifaces {
+		addrs, _ := ifi.Addrs()
+		if !slices.ContainsFunc(addrs, func(a net.Addr) bool {
+			ipn, ok := a.(*net.IPNet)
+			return ok && ipn.IP.To4() != nil
+		}) {
+			return false
+		}
+	}
+	return len(ifaces) > 0
 }
 
 // parse checks an entry and turns it into an Entry; unusable entries are

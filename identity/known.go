@@ -46,6 +46,9 @@ type Known struct {
 	mu sync.Mutex // protects pins
 	// pins maps a name to the id recorded for it.
 	pins map[string]pin
+	// unterminated is set when the file's last line has no newline (it
+	// was edited by hand): an append must end that line first.
+	unterminated bool
 }
 
 type pin struct {
@@ -68,6 +71,7 @@ func LoadKnown(path string) (*Known, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read known peers: %w", err)
 	}
+	k.unterminated = len(data) > 0 && data[len(data)-1] != '\n'
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(nil, 64<<10)
 	line := 0
@@ -84,8 +88,12 @@ func LoadKnown(path string) (*Known, error) {
 		if !validID(f[1]) {
 			return nil, fmt.Errorf("known peers file %s line %d: %q is not a node id: fix or remove the line", path, line, f[1])
 		}
-		if _, dup := k.pins[f[0]]; dup {
-			return nil, fmt.Errorf("known peers file %s line %d: name %q appears twice: remove one", path, line, f[0])
+		if prev, dup := k.pins[f[0]]; dup {
+			if prev.id == f[1] {
+				// Two processes sharing the file both appended it.
+				continue
+			}
+			return nil, fmt.Errorf("known peers file %s line %d: name %q appears twice with different ids: remove one", path, line, f[0])
 		}
 		p := pin{id: f[1]}
 		if len(f) == 3 {
@@ -121,8 +129,9 @@ func (k *Known) Check(name, id string) (Trust, error) {
 	case ok:
 		return Conflict, nil
 	}
-	k.pins[name] = pin{id: id, added: time.Now().UTC().Format(time.RFC3339)}
-	return FirstSeen, k.saveLocked()
+	p = pin{id: id, added: time.Now().UTC().Format(time.RFC3339)}
+	k.pins[name] = p
+	return FirstSeen, k.appendLocked(name, p)
 }
 
 // PinnedID is the id recorded for name, if any.
@@ -161,6 +170,41 @@ func (k *Known) Forget(s string) ([]string, error) {
 	return gone, k.saveLocked()
 }
 
+// header opens a known-peers file written by lanchat.
+const header = "# lanchat known peers: NAME ID [FIRST-SEEN]. A name seen with another id is a conflict.\n"
+
+// appendLocked adds one pin at the end of the file: a node meets its
+// peers one at a time, often dozens at once, and rewriting the whole file
+// for each costs more than the handshake's cryptography.
+func (k *Known) appendLocked(name string, p pin) error {
+	if k.path == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(k.path), 0o700); err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	f, err := os.OpenFile(k.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	var b []byte
+	if st, err := f.Stat(); err == nil && st.Size() == 0 {
+		b = append(b, header...)
+	} else if k.unterminated {
+		b = append(b, '\n')
+	}
+	k.unterminated = false
+	b = fmt.Appendf(b, "%s %s %s\n", name, p.id, p.added)
+	_, err = f.Write(b)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("save known peers: %w", err)
+	}
+	return nil
+}
+
 // saveLocked writes the file atomically (temporary file and rename).
 func (k *Known) saveLocked() error {
 	if k.path == "" {
@@ -172,7 +216,7 @@ func (k *Known) saveLocked() error {
 	}
 	slices.Sort(names)
 	var b bytes.Buffer
-	b.WriteString("# lanchat known peers: NAME ID [FIRST-SEEN]. A name seen with another id is a conflict.\n")
+	b.WriteString(header)
 	for _, n := range names {
 		p := k.pins[n]
 		fmt.Fprintf(&b, "%s %s %s\n", n, p.id, p.added)
@@ -199,5 +243,6 @@ func (k *Known) saveLocked() error {
 	if err := os.Rename(tmp.Name(), k.path); err != nil {
 		return fmt.Errorf("save known peers: %w", err)
 	}
+	k.unterminated = false
 	return nil
 }

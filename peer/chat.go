@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"time"
@@ -110,6 +111,10 @@ type Found struct {
 	Instance string
 	ID       string
 	Addrs    []string // host:port to try, best first
+	// Answer: the node answered this node's first mDNS query, so it was
+	// there first and does not know of this node yet (see
+	// discovery.Entry.Answer).
+	Answer bool
 }
 
 // Discovered dials a node that discovery found, unless it is this node,
@@ -140,8 +145,9 @@ func (n *Node) Discovered(f Found) {
 		return
 	}
 	n.dialing[f.ID] = true
+	wait := n.holdOffLocked(f)
 	n.mu.Unlock()
-	n.log.Debug("dialling a discovered node", "id", ShortID(f.ID), "found", f.Instance, "addrs", f.Addrs)
+	n.log.Debug("dialling a discovered node", "id", ShortID(f.ID), "found", f.Instance, "addrs", f.Addrs, "after", wait)
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -150,6 +156,9 @@ func (n *Node) Discovered(f Found) {
 			delete(n.dialing, f.ID)
 			n.mu.Unlock()
 		}()
+		if wait > 0 && !n.heldOff(f, wait) {
+			return
+		}
 		var errs []error
 		for _, addr := range f.Addrs {
 			via := f.Via
@@ -160,7 +169,7 @@ func (n *Node) Discovered(f Found) {
 			if err == nil || errors.Is(err, ErrDuplicate) {
 				return
 			}
-			if n.ctx.Err() != nil {
+			if n.ctx.Err() != nil || n.leaving.Load() {
 				return
 			}
 			errs = append(errs, err)
@@ -176,6 +185,66 @@ func (n *Node) Discovered(f Found) {
 		}
 		level("skipping a discovered node: cannot connect", "found", f.Instance, "err", errors.Join(errs...))
 	}()
+}
+
+// holdOffLocked decides how long to wait before dialling f. Both ends of
+// a pair usually discover each other, and a pair that dials both ways pays
+// for two TLS handshakes and drops one: with many nodes starting at once
+// that doubles the work of forming the mesh. So a node dials at once only
+// a node that answered its first query (which cannot know of it yet); one
+// seen later has most likely just started and is dialling it, so it waits
+// a little, or longer when its id is the larger, and dials only if no
+// connection has come of the other's dial by then.
+func (n *Node) holdOffLocked(f Found) time.Duration {
+	var d time.Duration
+	switch {
+	case n.acceptingFromLocked(f):
+		d = shortHoldOff
+	case f.Answer:
+		return 0
+	case n.id < f.ID:
+		d = shortHoldOff
+	default:
+		d = DialHoldOff
+	}
+	return d + rand.N(d/2)
+}
+
+// acceptingFromLocked reports whether a connection from one of f's
+// addresses is being accepted: most likely f dialling.
+func (n *Node) acceptingFromLocked(f Found) bool {
+	for _, a := range f.Addrs {
+		if ap, err := netip.ParseAddrPort(a); err == nil && n.accepting[ap.Addr().Unmap().WithZone("")] > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// heldOff waits d and then for connections being accepted from f's
+// addresses (within HandshakeTimeout), and reports whether f is still to
+// be dialled.
+func (n *Node) heldOff(f Found, d time.Duration) bool {
+	deadline := time.Now().Add(d + HandshakeTimeout)
+	for {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-n.ctx.Done():
+			t.Stop()
+			return false
+		}
+		n.mu.Lock()
+		connected, accepting := n.peers[f.ID] != nil, n.acceptingFromLocked(f)
+		n.mu.Unlock()
+		if connected || n.leaving.Load() {
+			return false
+		}
+		if !accepting || time.Now().After(deadline) {
+			return true
+		}
+		d = 20 * time.Millisecond
+	}
 }
 
 // ConnectManual connects to a peer given by hand, retrying with backoff

@@ -64,10 +64,13 @@ func (n *Node) secure(nc net.Conn, dialed bool) (net.Conn, string, *transport.Ch
 		return nil, "", nil, fmt.Errorf("TLS handshake: %w", err)
 	}
 	st := tc.ConnectionState()
-	id, err := identity.PeerID([][]byte{st.PeerCertificates[0].Raw})
-	if err != nil {
-		return nil, "", nil, err
+	// VerifyPeerCertificate has checked the certificate (the signature
+	// check is the costly part of a handshake): only the id is left.
+	pub, ok := st.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
+	if !ok {
+		return nil, "", nil, fmt.Errorf("peer certificate key is %T, want Ed25519", st.PeerCertificates[0].PublicKey)
 	}
+	id := identity.IDOf(pub)
 	fromDialer, err1 := st.ExportKeyingMaterial(labelFromDialer, nil, transport.KeySize)
 	fromAcceptor, err2 := st.ExportKeyingMaterial(labelFromAcceptor, nil, transport.KeySize)
 	if err := errors.Join(err1, err2); err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -29,6 +30,12 @@ const (
 	DialTimeout = 3 * time.Second
 	// leaveTimeout bounds the goodbye to each peer.
 	leaveTimeout = 2 * time.Second
+	// DialHoldOff is how long a node waits before dialling a discovered
+	// node that is most likely dialling it, when its id is the larger
+	// (see holdOffLocked), plus up to half as much again at random;
+	// shortHoldOff when its id is the smaller.
+	DialHoldOff  = time.Second
+	shortHoldOff = 250 * time.Millisecond
 )
 
 // Via values: how a connection came about.
@@ -99,6 +106,9 @@ type Node struct {
 	members map[string]*member
 	// dialing holds ids (from mDNS) being dialled, to dial each once.
 	dialing map[string]bool
+	// accepting counts the handshakes under way on accepted
+	// connections, by remote address.
+	accepting map[netip.Addr]int
 	// warned holds mDNS instances already reported as unusable.
 	warned map[string]bool
 	// closed is set when the node stops: nothing more is admitted.
@@ -140,23 +150,24 @@ func New(cfg Config) (*Node, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	n := &Node{
-		id:       cfg.Identity.ID,
-		ident:    cfg.Identity,
-		known:    cfg.Known,
-		tlsConf:  tlsConfig(cert),
-		insecure: cfg.Insecure,
-		session:  binary.BigEndian.Uint64(b[:]),
-		tr:       cfg.Transport,
-		log:      cfg.Logger,
-		events:   make(chan Event, 1024),
-		ready:    make(chan struct{}),
-		name:     cfg.Name,
-		peers:    map[string]*peer{},
-		members:  map[string]*member{},
-		onLost:   cfg.OnPeerLost,
-		dialing:  map[string]bool{},
-		warned:   map[string]bool{},
-		pending:  map[uint64]*pending{},
+		id:        cfg.Identity.ID,
+		ident:     cfg.Identity,
+		known:     cfg.Known,
+		tlsConf:   tlsConfig(cert),
+		insecure:  cfg.Insecure,
+		session:   binary.BigEndian.Uint64(b[:]),
+		tr:        cfg.Transport,
+		log:       cfg.Logger,
+		events:    make(chan Event, 1024),
+		ready:     make(chan struct{}),
+		name:      cfg.Name,
+		peers:     map[string]*peer{},
+		members:   map[string]*member{},
+		onLost:    cfg.OnPeerLost,
+		dialing:   map[string]bool{},
+		accepting: map[netip.Addr]int{},
+		warned:    map[string]bool{},
+		pending:   map[uint64]*pending{},
 	}
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a
@@ -201,10 +212,20 @@ func (n *Node) Run(ctx context.Context) {
 	for {
 		select {
 		case c := <-n.tr.Streams():
+			from := hostOf(c.RemoteAddr())
+			n.mu.Lock()
+			n.accepting[from]++
+			n.mu.Unlock()
 			n.wg.Add(1)
 			go func() {
 				defer n.wg.Done()
-				if _, err := n.handshake(c, false, "", ""); err != nil {
+				_, err := n.handshake(c, false, "", "")
+				n.mu.Lock()
+				if n.accepting[from]--; n.accepting[from] <= 0 {
+					delete(n.accepting, from)
+				}
+				n.mu.Unlock()
+				if err != nil {
 					n.logHandshakeError(c.RemoteAddr(), err)
 				}
 			}()
@@ -214,6 +235,14 @@ func (n *Node) Run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// hostOf is the IP address of a TCP or UDP address, without a zone.
+func hostOf(a net.Addr) netip.Addr {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		return ap.Addr().Unmap().WithZone("")
+	}
+	return netip.Addr{}
 }
 
 func (n *Node) logHandshakeError(addr net.Addr, err error) {

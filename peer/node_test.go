@@ -731,3 +731,32 @@ func TestPeerListIntroduces(t *testing.T) {
 		t.Fatalf("warning %q", w.Text)
 	}
 }
+
+// Of a pair that discovers each other, one end dials at once and the
+// other holds off, so that the pair pays for one handshake, not two.
+func TestHoldOff(t *testing.T) {
+	const mine, smaller, larger = "M", "A", "Z"
+	busy := netip.MustParseAddr("10.0.0.9")
+	tests := []struct {
+		name   string
+		f      Found
+		from   []netip.Addr // connections being accepted from
+		lo, hi time.Duration
+	}{
+		{"answered our query", Found{ID: larger, Answer: true, Addrs: []string{"10.0.0.2:1"}}, nil, 0, 0},
+		{"answered our query, larger", Found{ID: smaller, Answer: true, Addrs: []string{"10.0.0.2:1"}}, nil, 0, 0},
+		{"answered, but dialling us", Found{ID: smaller, Answer: true, Addrs: []string{"10.0.0.9:1"}}, []netip.Addr{busy}, shortHoldOff, shortHoldOff * 3 / 2},
+		{"new node, our id smaller", Found{ID: larger, Addrs: []string{"10.0.0.2:1"}}, nil, shortHoldOff, shortHoldOff * 3 / 2},
+		{"new node, our id larger", Found{ID: smaller, Addrs: []string{"10.0.0.2:1"}}, nil, DialHoldOff, DialHoldOff * 3 / 2},
+		{"dialling us over IPv4-mapped", Found{ID: larger, Answer: true, Addrs: []string{"[::ffff:10.0.0.9]:1"}}, []netip.Addr{busy}, shortHoldOff, shortHoldOff * 3 / 2},
+	}
+	for _, tc := range tests {
+		n := &Node{id: mine, accepting: map[netip.Addr]int{}}
+		for _, a := range tc.from {
+			n.accepting[a]++
+		}
+		if got := n.holdOffLocked(tc.f); got < tc.lo || got > tc.hi {
+			t.Errorf("%s: hold off %v, want %v to %v", tc.name, got, tc.lo, tc.hi)
+		}
+	}
+}
