@@ -17,6 +17,8 @@ import (
 	"os/signal"
 	"os/user"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -94,6 +96,30 @@ func defaultName() string {
 	return name
 }
 
+// settleAfter is the quiet after the last new peer that ends a burst.
+const settleAfter = 2 * time.Second
+
+// releaseAfterBursts hands memory back to the system once a burst of new
+// peers is over. Each handshake leaves garbage (certificates, key shares,
+// buffers): after meeting 31 peers at once a node holds twice its live
+// heap, which the runtime would return only over minutes. One collection
+// per burst costs about a millisecond.
+func releaseAfterBursts(ctx context.Context, peerUp <-chan struct{}) {
+	t := time.NewTimer(settleAfter)
+	t.Stop()
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-peerUp:
+			t.Reset(settleAfter)
+		case <-t.C:
+			debug.FreeOSMemory()
+		}
+	}
+}
+
 func historyFile() string {
 	dir := os.Getenv("XDG_STATE_HOME")
 	if dir == "" {
@@ -104,6 +130,12 @@ func historyFile() string {
 		dir = filepath.Join(home, ".local", "state")
 	}
 	return filepath.Join(dir, "lanchat", "history")
+}
+
+func init() {
+	// lanchat never writes heap profiles: stop sampling allocations for
+	// them (each sample keeps its call stack in memory never freed).
+	runtime.MemProfileRate = 0
 }
 
 func main() {
@@ -183,11 +215,18 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	defer tr.Close()
 	// discovery is set once mDNS runs; a lost peer makes it look again.
 	var disc atomic.Pointer[discovery.Service]
+	peerUp := make(chan struct{}, 1)
 	node, err := peer.New(peer.Config{
 		Identity: ident, Known: known, Name: o.name, Transport: tr, Logger: logger,
 		OnPeerLost: func() {
 			if d := disc.Load(); d != nil {
 				d.Rescan()
+			}
+		},
+		OnPeerUp: func() {
+			select {
+			case peerUp <- struct{}{}:
+			default:
 			}
 		},
 	})
@@ -204,6 +243,12 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		defer close(nodeDone)
 		node.Run(nodeCtx)
 	}()
+	releaseDone := make(chan struct{})
+	go func() {
+		defer close(releaseDone)
+		releaseAfterBursts(nodeCtx, peerUp)
+	}()
+	defer func() { stopNode(); <-releaseDone }()
 
 	if !o.noMDNS {
 		disc.Store(discovery.Start(nodeCtx, discovery.Config{

@@ -195,6 +195,9 @@ func netScale(r *report, count, rounds int) error {
 	}
 	r.add(fmt.Sprintf("mDNS full mesh of %d nodes formed (netns)", count), ms(formed), "ms", 0, target, met)
 
+	// Idle: once the burst of handshakes is over and the nodes have
+	// settled (each hands its garbage back after two quiet seconds).
+	time.Sleep(settle)
 	idle := int64(0)
 	for _, p := range ps {
 		if rss, err := p.rss(); err == nil {

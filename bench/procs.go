@@ -152,6 +152,12 @@ func (p *proc) kill() { p.cmd.Process.Kill() }
 
 // memory starts count node processes joined to the first, and reads their
 // resident memory idle, then while the first sends chat to all.
+// settle is how long nodes are left alone before their idle memory is
+// read: handshakes done, heartbeats running, and the garbage of the
+// handshakes handed back (a node does that two quiet seconds after its
+// last new peer).
+const settle = 3 * time.Second
+
 func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) {
 	dir, err := os.MkdirTemp("", "lanchat-bench-")
 	if err != nil {
@@ -180,7 +186,7 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 			return nil, nil, err
 		}
 	}
-	time.Sleep(2 * time.Second) // settle: handshakes done, heartbeats running
+	time.Sleep(settle)
 	read := func() ([]int64, error) {
 		var out []int64
 		for _, p := range ps {

@@ -42,6 +42,9 @@ func tlsConfig(cert tls.Certificate) *tls.Config {
 			return err
 		},
 		NextProtos: []string{fmt.Sprintf("lanchat/%d", transport.ProtocolVersion)},
+		// A connection is made once and kept; nothing is resumed, so
+		// tickets would only cost each handshake work and bytes.
+		SessionTicketsDisabled: true,
 	}
 }
 
@@ -190,6 +193,10 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
 		udpPort: h.UDPPort, done: make(chan struct{}),
 	}
+	// The other side registers only after our welcome, so as decider we
+	// let it probe first: our early probes would reach it as an unknown
+	// sender.
+	p.startBeats(n.id < h.ID, time.Now())
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pub, ok := tc.ConnectionState().PeerCertificates[0].PublicKey.(ed25519.PublicKey); ok {
 			p.fingerprint = identity.Fingerprint(pub)
@@ -247,12 +254,11 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 	n.checkTrust(p.m)
 	p.conn.Send(n.peerList(p.id))
 	n.emit(PeerUp{Peer: p.info(), Back: back})
+	if n.onUp != nil {
+		n.onUp()
+	}
 	n.warnIfConflict(p.m)
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go n.serve(p)
-	// The other side registers only after our welcome, so as decider we
-	// let it probe first: our early probes would reach it as an unknown
-	// sender.
-	go p.keep(n.id < h.ID)
 	return p, nil
 }

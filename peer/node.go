@@ -74,6 +74,9 @@ type Config struct {
 	// OnPeerLost is called when a peer's connection is lost without a
 	// goodbye (discovery then looks again at once).
 	OnPeerLost func()
+	// OnPeerUp is called when a connection to a peer is established; it
+	// must not block.
+	OnPeerUp func()
 }
 
 // Node is this process's member of the chat: it accepts and dials
@@ -114,7 +117,7 @@ type Node struct {
 	// closed is set when the node stops: nothing more is admitted.
 	closed bool
 
-	onLost func()
+	onLost, onUp func()
 	// sendMu makes sending one message at a time: ids reach every peer
 	// in increasing order, which receivers rely on to drop duplicates.
 	sendMu sync.Mutex
@@ -164,6 +167,7 @@ func New(cfg Config) (*Node, error) {
 		peers:     map[string]*peer{},
 		members:   map[string]*member{},
 		onLost:    cfg.OnPeerLost,
+		onUp:      cfg.OnPeerUp,
 		dialing:   map[string]bool{},
 		accepting: map[netip.Addr]int{},
 		warned:    map[string]bool{},
@@ -204,10 +208,14 @@ func (n *Node) emit(e Event) {
 func (n *Node) Run(ctx context.Context) {
 	n.ctx = ctx
 	close(n.ready)
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go func() {
 		defer n.wg.Done()
 		n.tr.Serve(ctx, n.handleDatagram)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.keepAll(ctx)
 	}()
 	for {
 		select {

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,11 @@ type peer struct {
 	// lastHeard and lastUDP are when anything (any frame or datagram),
 	// and an authentic datagram, last arrived: Unix nanoseconds.
 	lastHeard, lastUDP atomic.Int64
+	// The keeper's schedule, used by keepAll only: the time between
+	// heartbeats, the next one, and whether it gave the connection up.
+	beatEvery time.Duration
+	nextBeat  time.Time
+	givenUp   bool
 
 	mu sync.Mutex // protects following
 	// udpAddr is where the peer's datagrams come from, once learned.
@@ -252,66 +258,91 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 	}
 }
 
-// keep keeps the connection honest until it ends: it opens the datagram
-// channel with probes (fast at first), then sends a heartbeat over both
-// transports every beatInterval, shows the peer as unreachable after
-// UnreachableAfter of silence, and gives the connection up after
-// deadAfter, so that a pulled cable is noticed although TCP says nothing.
-// With holdOff it lets the peer probe first.
-func (p *peer) keep(holdOff bool) {
-	defer p.n.wg.Done()
-	p.heard(time.Now())
-	// Probes go out fast at first (100 ms, doubling) until the datagram
-	// channel answers, then every beatInterval; silence is checked every
-	// checkInterval, so that it is noticed soon after it passes the mark.
-	interval := 100 * time.Millisecond
-	next := time.Now().Add(interval)
+// startBeats sets the keeper's schedule for a new connection: probes go
+// out fast at first (100 ms, doubling) until the datagram channel
+// answers, then every beatInterval. With holdOff the first waits a little,
+// to let the peer probe first.
+func (p *peer) startBeats(holdOff bool, now time.Time) {
+	p.heard(now)
+	p.beatEvery = 100 * time.Millisecond
+	p.nextBeat = now.Add(p.beatEvery)
 	if holdOff {
-		next = time.Now().Add(300 * time.Millisecond)
+		p.nextBeat = now.Add(300 * time.Millisecond)
 	}
+}
+
+// keepAll keeps every connection honest until ctx ends. Every
+// checkInterval it sends each peer its heartbeat when due, shows a peer as
+// unreachable after UnreachableAfter of silence, and gives a connection
+// up after deadAfter, so that a pulled cable is noticed although TCP says
+// nothing. One goroutine and one ticker serve every peer.
+func (n *Node) keepAll(ctx context.Context) {
 	t := time.NewTicker(checkInterval)
 	defer t.Stop()
+	var ps []*peer
 	for {
 		select {
 		case <-t.C:
-		case <-p.done:
+		case <-ctx.Done():
 			return
 		}
+		n.mu.Lock()
+		ps = ps[:0]
+		for _, p := range n.peers {
+			ps = append(ps, p)
+		}
+		n.mu.Unlock()
 		now := time.Now()
-		if !now.Before(next) {
-			p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
-			// Over TCP only while no datagram gets through (UDP blocked,
-			// or lost): the datagrams are the cheaper heartbeat.
-			if now.Sub(time.Unix(0, p.lastUDP.Load())) > 2*beatInterval {
-				p.conn.Send(transport.Beat{})
-			}
-			if p.lastUDP.Load() != 0 {
-				interval = beatInterval
-			} else {
-				interval = min(2*interval, beatInterval)
-			}
-			next = now.Add(interval)
+		for _, p := range ps {
+			p.keep(now)
 		}
-		silence := now.Sub(time.Unix(0, p.lastHeard.Load()))
-		p.mu.Lock()
-		was := p.unreachable
-		p.unreachable = silence >= UnreachableAfter
-		changed := was != p.unreachable
-		if silence >= deadAfter {
-			p.dead = fmt.Sprintf("no sign of life for %v", deadAfter)
+		clear(ps) // let ended peers go
+	}
+}
+
+// keep is one round of the keeper for p; only keepAll calls it.
+func (p *peer) keep(now time.Time) {
+	if p.givenUp {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	if !now.Before(p.nextBeat) {
+		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
+		// Over TCP only while no datagram gets through (UDP blocked,
+		// or lost): the datagrams are the cheaper heartbeat.
+		if now.Sub(time.Unix(0, p.lastUDP.Load())) > 2*beatInterval {
+			p.conn.Send(transport.Beat{})
 		}
-		dead := p.dead != ""
-		p.mu.Unlock()
-		if changed {
-			state := "up"
-			if !was {
-				state = "unreachable"
-			}
-			p.n.emit(PeerState{Peer: p.info(), State: state, Silence: silence})
+		if p.lastUDP.Load() != 0 {
+			p.beatEvery = beatInterval
+		} else {
+			p.beatEvery = min(2*p.beatEvery, beatInterval)
 		}
-		if dead {
-			p.conn.Close()
-			return
+		p.nextBeat = now.Add(p.beatEvery)
+	}
+	silence := now.Sub(time.Unix(0, p.lastHeard.Load()))
+	p.mu.Lock()
+	was := p.unreachable
+	p.unreachable = silence >= UnreachableAfter
+	changed := was != p.unreachable
+	if silence >= deadAfter {
+		p.dead = fmt.Sprintf("no sign of life for %v", deadAfter)
+	}
+	dead := p.dead != ""
+	p.mu.Unlock()
+	if changed {
+		state := "up"
+		if !was {
+			state = "unreachable"
 		}
+		p.n.emit(PeerState{Peer: p.info(), State: state, Silence: silence})
+	}
+	if dead {
+		p.givenUp = true
+		p.conn.Close()
 	}
 }

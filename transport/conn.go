@@ -18,9 +18,9 @@ const (
 	// peer is not reading and Send fails.
 	maxPending = 4 << 20
 	// burstGap: a Send this soon after the last write is part of a burst
-	// and is left to the flusher, which writes the burst at once. Longer
+	// and is left to a flush goroutine, which writes the burst at once. Longer
 	// gaps (a request after its previous reply, a typed line) write
-	// directly, saving the flusher's wake-up.
+	// directly, saving the hand-off.
 	burstGap = 10 * time.Microsecond
 )
 
@@ -57,42 +57,36 @@ type Conn struct {
 	err error
 	// lastWrite is when the last write ended.
 	lastWrite time.Time
-	// kick wakes the flusher.
-	kick chan struct{}
+	// flushing is set while a burst's flusher is started and not done.
+	flushing bool
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 }
 
-// NewConn wraps nc and starts its flusher, which ends with Close.
+// NewConn wraps nc.
 func NewConn(nc net.Conn) *Conn {
-	c := &Conn{
+	return &Conn{
 		nc:   nc,
 		br:   bufio.NewReaderSize(nc, 4<<10), // larger frames are read past it
 		done: make(chan struct{}),
-		kick: make(chan struct{}, 1),
 	}
-	go c.flusher()
-	return c
 }
 
-// flusher writes bursts: woken by a Send that found a write just done, it
-// yields once so that the sender can add more, then writes all pending.
-func (c *Conn) flusher() {
-	for {
-		select {
-		case <-c.kick:
-		case <-c.done:
-			return
-		}
-		runtime.Gosched()
-		c.mu.Lock()
-		if c.writing || len(c.pend) == 0 || c.closed {
-			c.mu.Unlock()
-			continue
-		}
-		c.writePending(time.Time{})
+// flush writes a burst: started by a Send that found a write just done,
+// it yields once so that the sender can add more, then writes all
+// pending. It lives only as long as the burst (an idle connection has no
+// goroutine of its own besides its reader); a write it is blocked in ends
+// with Close at the latest.
+func (c *Conn) flush() {
+	runtime.Gosched()
+	c.mu.Lock()
+	c.flushing = false
+	if c.writing || len(c.pend) == 0 || c.closed {
+		c.mu.Unlock()
+		return
 	}
+	c.writePending(time.Time{})
 }
 
 // RemoteAddr is the address of the other end.
@@ -150,11 +144,11 @@ func (c *Conn) Send(m Message) error {
 		return nil
 	}
 	if time.Since(c.lastWrite) < burstGap {
-		c.mu.Unlock()
-		select {
-		case c.kick <- struct{}{}:
-		default:
+		if !c.flushing {
+			c.flushing = true
+			go c.flush()
 		}
+		c.mu.Unlock()
 		return nil
 	}
 	return c.writePending(time.Time{})
