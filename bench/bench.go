@@ -143,98 +143,121 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-func run(o options, progress func(string)) (*report, error) {
-	r := &report{}
-	progress("raw socket baselines")
-	rawTCP, err := baseline.TCPRoundTrips(o.samples)
+// pairFigures measures the raw baselines and two lanchat nodes on the
+// hosts h: echo, time, chat latency and throughput; where is appended to
+// each row's name. It returns the raw TCP round trips, which later rows
+// use as their baseline. withPlain adds the cost of encryption.
+func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain bool) (dist, error) {
+	rawTCP, err := baseline.TCPRoundTrips(h, o.samples)
 	if err != nil {
-		return nil, err
+		return dist{}, err
 	}
-	rawUDP, err := baseline.UDPRoundTrips(o.samples)
+	rawUDP, err := baseline.UDPRoundTrips(h, o.samples)
 	if err != nil {
-		return nil, err
+		return dist{}, err
 	}
 	const framedN = 200000
-	oneWrite, err := baseline.Framed(framedN, o.size, false)
+	oneWrite, err := baseline.Framed(h, framedN, o.size, false)
 	if err != nil {
-		return nil, err
+		return dist{}, err
 	}
-	batched, err := baseline.Framed(framedN, o.size, true)
+	batched, err := baseline.Framed(h, framedN, o.size, true)
 	if err != nil {
-		return nil, err
+		return dist{}, err
 	}
 	rt, ru := summarize(rawTCP), summarize(rawUDP)
 
-	progress("echo and time between two nodes")
-	secure, _, err := mesh(2, false, 10*time.Second)
+	secure, err := pair(h, false)
 	if err != nil {
-		return nil, err
+		return dist{}, err
 	}
 	defer stopAll(secure)
-	plain, _, err := mesh(2, true, 10*time.Second)
-	if err != nil {
-		return nil, err
+	var plain []*node
+	if withPlain {
+		if plain, err = pair(h, true); err != nil {
+			return dist{}, err
+		}
+		defer stopAll(plain)
 	}
-	defer stopAll(plain)
-	if err := waitUDP(append(secure, plain...), 10*time.Second); err != nil {
-		return nil, err
-	}
-	a, b := secure[0], secure[1]
+	a, b := secure[1], secure[0]
 	for _, tr := range []struct {
 		via string
 		raw dist
 	}{{peer.TCP, rt}, {peer.UDP, ru}} {
-		s, err := echoRoundTrips(a, b, tr.via, o.samples)
+		s, sc, err := echoRoundTrips(a, b, tr.via, o.samples)
 		if err != nil {
-			return nil, err
+			return dist{}, err
 		}
-		d := summarize(s)
-		r.add("/echo -"+tr.via+" round trip p50", us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
-		r.add("/echo -"+tr.via+" round trip p99", us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
-		ps, err := echoRoundTrips(plain[0], plain[1], tr.via, o.samples)
-		if err != nil {
-			return nil, err
+		d, dc := summarize(s), summarize(sc)
+		r.add("/echo -"+tr.via+" round trip p50"+where, us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
+		r.add("/echo -"+tr.via+" round trip p99"+where, us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
+		r.add("  as the API caller sees it, p50"+where, us(dc.p50), "µs", us(tr.raw.p50), "", nil)
+		r.add("  as the API caller sees it, p99"+where, us(dc.p99), "µs", us(tr.raw.p99), "", nil)
+		if withPlain {
+			ps, _, err := echoRoundTrips(plain[1], plain[0], tr.via, o.samples)
+			if err != nil {
+				return dist{}, err
+			}
+			pd := summarize(ps)
+			r.add("/echo -"+tr.via+" p50, encrypted vs plaintext"+where, us(d.p50), "µs", us(pd.p50), "≤ 1.3× plaintext", yes(d.p50*10 <= pd.p50*13))
 		}
-		pd := summarize(ps)
-		r.add("/echo -"+tr.via+" p50, encrypted vs plaintext", us(d.p50), "µs", us(pd.p50), "≤ 1.3× plaintext", yes(d.p50*10 <= pd.p50*13))
 	}
 	for _, via := range []string{peer.TCP, peer.UDP} {
 		offs, err := timeOffsets(a, b, via, min(o.samples, 500))
 		if err != nil {
-			return nil, err
+			return dist{}, err
 		}
 		d := summarize(offs)
-		r.add("/time -"+via+" |offset| p50 (true offset 0)", ms(d.p50), "ms", 0, "", nil)
-		r.add("/time -"+via+" |offset| p99", ms(d.p99), "ms", 0, "≤ 0.5 ms", yes(d.p99 <= 500*time.Microsecond))
+		r.add("/time -"+via+" |offset| p50 (true offset 0)"+where, ms(d.p50), "ms", 0, "", nil)
+		r.add("/time -"+via+" |offset| p99"+where, ms(d.p99), "ms", 0, "≤ 0.5 ms", yes(d.p99 <= 500*time.Microsecond))
 	}
 
-	progress("chat latency and throughput")
 	lat, err := chatLatency(a, b, min(o.samples, 1000), o.size)
+	if err != nil {
+		return dist{}, err
+	}
+	ld := summarize(lat)
+	r.add("chat one-way latency p50 (send to event)"+where, us(ld.p50), "µs", us(rt.p50)/2, "raw: half a TCP round trip", nil)
+	r.add("chat one-way latency p99"+where, us(ld.p99), "µs", us(rt.p99)/2, "", nil)
+	rawRate := float64(framedN) / oneWrite.Seconds()
+	rawBatched := float64(framedN) / batched.Seconds()
+	n := int(o.duration.Seconds() * 100000)
+	took, err := chatThroughput(a, b, n, o.size)
+	if err != nil {
+		return dist{}, err
+	}
+	rate := float64(n) / took.Seconds()
+	r.add("chat throughput vs one Write per message"+where, rate, "msg/s", rawRate, "≥ 1× raw", yes(rate >= rawRate))
+	r.add("chat throughput vs batched writes"+where, rate, "msg/s", rawBatched, "", nil)
+	r.add("chat throughput"+where, rate*float64(o.size)/1e6, "MB/s", rawRate*float64(o.size)/1e6, "", nil)
+	if withPlain {
+		took, err := chatThroughput(plain[1], plain[0], n, o.size)
+		if err != nil {
+			return dist{}, err
+		}
+		prate := float64(n) / took.Seconds()
+		r.add("chat throughput, plaintext vs encrypted"+where, prate, "msg/s", rate, "encrypted ≥ plaintext/1.3", yes(prate <= rate*1.3))
+	}
+	return rt, nil
+}
+
+func run(o options, progress func(string)) (*report, error) {
+	r := &report{}
+	progress("raw sockets and two nodes on loopback")
+	rt, err := pairFigures(r, o, baseline.Loopback, "", true)
 	if err != nil {
 		return nil, err
 	}
-	ld := summarize(lat)
-	r.add("chat one-way latency p50 (send to event)", us(ld.p50), "µs", us(rt.p50)/2, "raw: half a TCP round trip", nil)
-	r.add("chat one-way latency p99", us(ld.p99), "µs", us(rt.p99)/2, "", nil)
-	rawRate := float64(framedN) / oneWrite.Seconds()
-	rawBatched := float64(framedN) / batched.Seconds()
-	for _, pair := range []struct {
-		name string
-		ns   []*node
-	}{{"", secure}, {" (plaintext)", plain}} {
-		n := int(o.duration.Seconds() * 100000)
-		took, err := chatThroughput(pair.ns[0], pair.ns[1], n, o.size)
+	if o.netns {
+		progress("raw sockets and two nodes between two network namespaces")
+		l, err := newLAN(2)
 		if err != nil {
 			return nil, err
 		}
-		rate := float64(n) / took.Seconds()
-		if pair.name == "" {
-			r.add("chat throughput vs one Write per message", rate, "msg/s", rawRate, "≥ 1× raw", yes(rate >= rawRate))
-			r.add("chat throughput vs batched writes", rate, "msg/s", rawBatched, "", nil)
-			r.add("chat throughput", rate*float64(o.size)/1e6, "MB/s", rawRate*float64(o.size)/1e6, "", nil)
-		} else {
-			secureRate := r.rows[len(r.rows)-3].Value
-			r.add("chat throughput, plaintext vs encrypted", rate, "msg/s", secureRate, "encrypted ≥ plaintext/1.3", yes(rate <= secureRate*1.3))
+		_, err = pairFigures(r, o, l.hosts2(), " (netns)", false)
+		l.close()
+		if err != nil {
+			return nil, err
 		}
 	}
 

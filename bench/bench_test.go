@@ -51,13 +51,13 @@ func TestParseFlags(t *testing.T) {
 
 // The measurements themselves run, on a small scale, against real nodes.
 func TestMeasurementsRun(t *testing.T) {
-	if _, err := baseline.TCPRoundTrips(20); err != nil {
+	if _, err := baseline.TCPRoundTrips(baseline.Loopback, 20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := baseline.UDPRoundTrips(20); err != nil {
+	if _, err := baseline.UDPRoundTrips(baseline.Loopback, 20); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := baseline.Framed(1000, 64, false); err != nil {
+	if _, err := baseline.Framed(baseline.Loopback, 1000, 64, false); err != nil {
 		t.Fatal(err)
 	}
 	ns, _, err := mesh(3, false, 10*time.Second)
@@ -69,8 +69,14 @@ func TestMeasurementsRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, via := range []string{peer.TCP, peer.UDP} {
-		if s, err := echoRoundTrips(ns[0], ns[1], via, 20); err != nil || len(s) != 20 {
-			t.Fatalf("echo over %s: %d samples, %v", via, len(s), err)
+		s, sc, err := echoRoundTrips(ns[0], ns[1], via, 20)
+		if err != nil || len(s) != 20 || len(sc) != 20 {
+			t.Fatalf("echo over %s: %d and %d samples, %v", via, len(s), len(sc), err)
+		}
+		for i := range s {
+			if s[i] <= 0 || s[i] > sc[i] {
+				t.Fatalf("echo over %s: reported %v, caller saw %v", via, s[i], sc[i])
+			}
 		}
 	}
 	if _, err := chatThroughput(ns[0], ns[1], 2000, 64); err != nil {

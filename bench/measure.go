@@ -11,24 +11,28 @@ import (
 	"lanchat/peer"
 )
 
-// echoRoundTrips times n /echo calls of 64 bytes from a to b, as the
-// caller sees them.
-func echoRoundTrips(a *node, b *node, via string, n int) ([]time.Duration, error) {
+// echoRoundTrips makes n /echo calls of 64 bytes from a to b and returns
+// each round trip as /echo reports it (from before the request is
+// written until its reply has been read and decrypted: what a raw client
+// times from Write to Read), and as the calling goroutine sees it (that,
+// plus looking the peer up and the hand-off of the reply from the
+// connection's reader).
+func echoRoundTrips(a *node, b *node, via string, n int) (reported, caller []time.Duration, err error) {
 	ctx := context.Background()
 	payload := make([]byte, 64)
-	out := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		start := time.Now()
 		r, err := a.Echo(ctx, b.ID(), via, payload)
 		if err != nil {
-			return nil, fmt.Errorf("echo over %s: %w", via, err)
+			return nil, nil, fmt.Errorf("echo over %s: %w", via, err)
 		}
+		caller = append(caller, time.Since(start))
 		if !r.OK {
-			return nil, fmt.Errorf("echo over %s: payload changed", via)
+			return nil, nil, fmt.Errorf("echo over %s: payload changed", via)
 		}
-		out = append(out, time.Since(start))
+		reported = append(reported, r.RTT)
 	}
-	return out, nil
+	return reported, caller, nil
 }
 
 // timeOffsets asks b for its clock n times; the nodes share one clock, so

@@ -4,7 +4,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"lanchat/bench/baseline"
 )
 
 // lan is a private LAN of network namespaces joined by a bridge, for
@@ -76,6 +81,35 @@ func (l *lan) command(i int, exe string, args ...string) *exec.Cmd {
 	argv := append([]string{"netns", "exec", l.hosts[i], "unshare", "--uts", "sh", "-c",
 		`hostname "$0" && exec "$@"`, fmt.Sprintf("h%d", i+1), exe}, args...)
 	return exec.Command("ip", argv...)
+}
+
+// hosts2 is the first two hosts, for measurements between two hosts in
+// one process: sockets are opened from a thread that has joined the
+// host's namespace, and stay there whatever goroutine uses them later.
+func (l *lan) hosts2() baseline.Hosts {
+	return baseline.Hosts{
+		On: func(i int, f func() error) error {
+			errc := make(chan error, 1)
+			go func() {
+				runtime.LockOSThread()
+				// Never unlocked: the thread ends with this goroutine, so
+				// no other goroutine ever runs in the namespace.
+				fd, err := unix.Open("/var/run/netns/"+l.hosts[i], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+				if err != nil {
+					errc <- fmt.Errorf("open namespace %s: %w", l.hosts[i], err)
+					return
+				}
+				defer unix.Close(fd)
+				if err := unix.Setns(fd, unix.CLONE_NEWNET); err != nil {
+					errc <- fmt.Errorf("join namespace %s: %w", l.hosts[i], err)
+					return
+				}
+				errc <- f()
+			}()
+			return <-errc
+		},
+		Addrs: [2]string{l.subnet + ".1", l.subnet + ".2"},
+	}
 }
 
 // close removes every namespace (the veths go with them).

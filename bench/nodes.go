@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"lanchat/bench/baseline"
 	"lanchat/peer"
 	"lanchat/transport"
 )
@@ -17,6 +19,7 @@ import (
 // whatever handler the running measurement installed.
 type node struct {
 	*peer.Node
+	host    string // address of the host it runs on
 	tr      *transport.Transport
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -24,7 +27,12 @@ type node struct {
 }
 
 func startNode(name string, insecure bool) (*node, error) {
-	tr, err := transport.Listen(0)
+	return startNodeOn(baseline.Loopback, 0, name, insecure)
+}
+
+// startNodeOn starts a node whose sockets belong to host i of h.
+func startNodeOn(h baseline.Hosts, i int, name string, insecure bool) (*node, error) {
+	tr, err := transport.ListenIn(0, func(f func() error) error { return h.On(i, f) })
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +43,7 @@ func startNode(name string, insecure bool) (*node, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{Node: pn, tr: tr, cancel: cancel}
+	n := &node{Node: pn, host: h.Addrs[i], tr: tr, cancel: cancel}
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); pn.Run(ctx) }()
 	go func() {
@@ -56,7 +64,7 @@ func startNode(name string, insecure bool) (*node, error) {
 
 func (n *node) on(h func(peer.Event, time.Time)) { n.handler.Store(&h) }
 
-func (n *node) addr() string { return fmt.Sprintf("127.0.0.1:%d", n.tr.TCPPort()) }
+func (n *node) addr() string { return net.JoinHostPort(n.host, fmt.Sprint(n.tr.TCPPort())) }
 
 func (n *node) stop() {
 	n.cancel()
@@ -120,13 +128,37 @@ func mesh(count int, insecure bool, timeout time.Duration) ([]*node, time.Durati
 	}
 }
 
+// pair starts a node on each host of h, connects them and waits for
+// their datagram channel.
+func pair(h baseline.Hosts, insecure bool) ([]*node, error) {
+	var ns []*node
+	for i := range 2 {
+		n, err := startNodeOn(h, i, fmt.Sprintf("n%d", i), insecure)
+		if err != nil {
+			stopAll(ns)
+			return nil, err
+		}
+		ns = append(ns, n)
+	}
+	if _, err := ns[1].Connect(context.Background(), ns[0].addr(), peer.ViaManual, ns[0].ID()); err != nil {
+		stopAll(ns)
+		return nil, err
+	}
+	if err := waitUDP(ns, 10*time.Second); err != nil {
+		stopAll(ns)
+		return nil, err
+	}
+	return ns, nil
+}
+
 // waitUDP waits until every peer of every node has answered a probe.
 func waitUDP(ns []*node, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for _, n := range ns {
 		for {
-			ok := true
-			for _, p := range n.Peers() {
+			ps := n.Peers()
+			ok := len(ps) > 0
+			for _, p := range ps {
 				if p.UDP != "ok" {
 					ok = false
 				}

@@ -51,13 +51,13 @@ func benchEcho(b *testing.B, via string, insecure bool) {
 }
 
 func BenchmarkRawEchoTCP(b *testing.B) {
-	if _, err := baseline.TCPRoundTrips(b.N); err != nil {
+	if _, err := baseline.TCPRoundTrips(baseline.Loopback, b.N); err != nil {
 		b.Fatal(err)
 	}
 }
 
 func BenchmarkRawEchoUDP(b *testing.B) {
-	if _, err := baseline.UDPRoundTrips(b.N); err != nil {
+	if _, err := baseline.UDPRoundTrips(baseline.Loopback, b.N); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -99,7 +99,7 @@ func benchChat(b *testing.B, insecure bool) {
 // read and split by the receiver.
 func BenchmarkRawFramedWrite(b *testing.B) {
 	b.SetBytes(64)
-	if _, err := baseline.Framed(b.N, 64, false); err != nil {
+	if _, err := baseline.Framed(baseline.Loopback, b.N, 64, false); err != nil {
 		b.Fatal(err)
 	}
 }
@@ -107,7 +107,7 @@ func BenchmarkRawFramedWrite(b *testing.B) {
 // BenchmarkRawFramedBatched: the same messages written through a buffer.
 func BenchmarkRawFramedBatched(b *testing.B) {
 	b.SetBytes(64)
-	if _, err := baseline.Framed(b.N, 64, true); err != nil {
+	if _, err := baseline.Framed(baseline.Loopback, b.N, 64, true); err != nil {
 		b.Fatal(err)
 	}
 }

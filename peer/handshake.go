@@ -97,7 +97,7 @@ func (n *Node) Connect(ctx context.Context, addr, via, expectID string) (Info, e
 	if n.leaving.Load() {
 		return Info{}, fmt.Errorf("connect to %s: node is leaving", addr)
 	}
-	nc, err := transport.Dial(ctx, addr, DialTimeout)
+	nc, err := n.tr.Dial(ctx, addr, DialTimeout)
 	if err != nil {
 		return Info{}, err
 	}

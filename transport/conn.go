@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,9 @@ type Conn struct {
 	// readDeadline is the deadline last set, so it is set only when it
 	// changes: each change costs the runtime a poller update.
 	readDeadline time.Time
+	// readSinceWrite is set when a frame has been read since the last
+	// write ended: a Send then answers it, or follows its answer.
+	readSinceWrite atomic.Bool
 
 	mu sync.Mutex // protects following
 	// pend holds encoded frames not yet written; spare is the other
@@ -107,6 +111,9 @@ func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
 	}
 	t, p, buf, err := ReadFrame(c.br, c.buf)
 	c.buf = buf
+	if err == nil {
+		c.readSinceWrite.Store(true)
+	}
 	return t, p, err
 }
 
@@ -143,7 +150,10 @@ func (c *Conn) Send(m Message) error {
 		c.mu.Unlock()
 		return nil
 	}
-	if time.Since(c.lastWrite) < burstGap {
+	// A Send soon after the last write is part of a burst, unless a
+	// frame came in between: then it is a reply, or a request after a
+	// reply, and waiting would add to a round trip.
+	if time.Since(c.lastWrite) < burstGap && !c.readSinceWrite.Load() {
 		if !c.flushing {
 			c.flushing = true
 			go c.flush()
@@ -172,6 +182,7 @@ func (c *Conn) writePending(deadline time.Time) error {
 		_, err := c.nc.Write(out)
 		c.mu.Lock()
 		c.lastWrite = time.Now()
+		c.readSinceWrite.Store(false)
 		c.spare = out[:0]
 		if err != nil {
 			if c.err == nil {

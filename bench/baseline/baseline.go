@@ -1,6 +1,6 @@
 // Package baseline measures plain Go sockets doing what lanchat does, on
-// loopback: the raw figures lanchat's are compared with, shared by the
-// bench command and the go test benchmarks.
+// loopback or between two hosts: the raw figures lanchat's are compared
+// with, shared by the bench command and the go test benchmarks.
 package baseline
 
 import (
@@ -12,10 +12,39 @@ import (
 	"time"
 )
 
-// TCPRoundTrips times n round trips of a 64-byte message over TCP on
-// loopback: the floor for /echo -tcp.
-func TCPRoundTrips(n int) ([]time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// Hosts says where the two ends of a measurement run. On runs f so that
+// the sockets it opens belong to host 0 (the server) or host 1 (the
+// client); Addrs are the hosts' addresses.
+type Hosts struct {
+	On    func(host int, f func() error) error
+	Addrs [2]string
+}
+
+// Loopback puts both ends on this host's loopback.
+var Loopback = Hosts{On: func(_ int, f func() error) error { return f() }, Addrs: [2]string{"127.0.0.1", "127.0.0.1"}}
+
+// listenTCP opens the server's listener.
+func (h Hosts) listenTCP() (ln net.Listener, err error) {
+	err = h.On(0, func() error {
+		ln, err = net.Listen("tcp", net.JoinHostPort(h.Addrs[0], "0"))
+		return err
+	})
+	return ln, err
+}
+
+// dialTCP connects the client to addr.
+func (h Hosts) dialTCP(addr string) (c net.Conn, err error) {
+	err = h.On(1, func() error {
+		c, err = net.DialTimeout("tcp", addr, 5*time.Second)
+		return err
+	})
+	return c, err
+}
+
+// TCPRoundTrips times n round trips of a 64-byte message over TCP: the
+// floor for /echo -tcp.
+func TCPRoundTrips(h Hosts, n int) ([]time.Duration, error) {
+	ln, err := h.listenTCP()
 	if err != nil {
 		return nil, err
 	}
@@ -28,7 +57,7 @@ func TCPRoundTrips(n int) ([]time.Duration, error) {
 		defer c.Close()
 		io.Copy(c, c)
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := h.dialTCP(ln.Addr().String())
 	if err != nil {
 		return nil, err
 	}
@@ -50,8 +79,12 @@ func TCPRoundTrips(n int) ([]time.Duration, error) {
 }
 
 // UDPRoundTrips times n round trips of a 64-byte datagram.
-func UDPRoundTrips(n int) ([]time.Duration, error) {
-	srv, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+func UDPRoundTrips(h Hosts, n int) ([]time.Duration, error) {
+	var srv, c *net.UDPConn
+	err := h.On(0, func() (err error) {
+		srv, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(h.Addrs[0])})
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +99,10 @@ func UDPRoundTrips(n int) ([]time.Duration, error) {
 			srv.WriteToUDPAddrPort(buf[:k], from)
 		}
 	}()
-	c, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	err = h.On(1, func() (err error) {
+		c, err = net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -88,8 +124,8 @@ func UDPRoundTrips(n int) ([]time.Duration, error) {
 // Framed sends n length-prefixed messages of size bytes one way and
 // returns how long until the receiver has read them all; batched writes
 // them through a buffer, otherwise each is its own Write.
-func Framed(n, size int, batched bool) (time.Duration, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func Framed(h Hosts, n, size int, batched bool) (time.Duration, error) {
+	ln, err := h.listenTCP()
 	if err != nil {
 		return 0, err
 	}
@@ -118,7 +154,7 @@ func Framed(n, size int, batched bool) (time.Duration, error) {
 		}
 		done <- nil
 	}()
-	c, err := net.Dial("tcp", ln.Addr().String())
+	c, err := h.dialTCP(ln.Addr().String())
 	if err != nil {
 		return 0, err
 	}
