@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,42 @@ type lan struct {
 	prefix string
 	subnet string // 10.X.Y, the hosts are .1 to .n
 	hosts  []string
+	// restore puts back the kernel settings the LAN changed.
+	restore func()
+}
+
+// Every namespace's neighbour (ARP) entries count against one table
+// for the whole kernel: a full mesh of n hosts needs n×(n-1) of them,
+// past the default hard limit of 1024 (gc_thresh3) at 33 hosts, where
+// connections start failing with "neighbor table overflow". n real
+// machines would have a table each, so the limits are raised for the
+// run and put back after.
+var neighLimits = []string{
+	"/proc/sys/net/ipv4/neigh/default/gc_thresh2",
+	"/proc/sys/net/ipv4/neigh/default/gc_thresh3",
+}
+
+func raiseNeighLimits(n int) (restore func()) {
+	want := 2 * n * n
+	var undo []func()
+	for _, f := range neighLimits {
+		old, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		cur, err := strconv.Atoi(strings.TrimSpace(string(old)))
+		if err != nil || cur >= want {
+			continue
+		}
+		if os.WriteFile(f, []byte(strconv.Itoa(want)), 0o644) == nil {
+			undo = append(undo, func() { os.WriteFile(f, old, 0o644) })
+		}
+	}
+	return func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
 }
 
 func sh(args ...string) error {
@@ -39,7 +76,8 @@ func newLAN(n int) (*lan, error) {
 		return nil, fmt.Errorf("--netns needs iproute2's ip: %w", err)
 	}
 	pid := os.Getpid()
-	l := &lan{prefix: fmt.Sprintf("lcb%d", pid), subnet: fmt.Sprintf("10.%d.%d", 200+pid%50, (pid/50)%250)}
+	l := &lan{prefix: fmt.Sprintf("lcb%d", pid), subnet: fmt.Sprintf("10.%d.%d", 200+pid%50, (pid/50)%250),
+		restore: raiseNeighLimits(n)}
 	sw := l.prefix + "-sw"
 	steps := [][]string{
 		{"ip", "netns", "add", sw},
@@ -117,4 +155,5 @@ func (l *lan) close() {
 	for _, ns := range append(l.hosts, l.prefix+"-sw") {
 		exec.Command("ip", "netns", "del", ns).Run()
 	}
+	l.restore()
 }

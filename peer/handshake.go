@@ -193,10 +193,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
 		udpPort: h.UDPPort, done: make(chan struct{}),
 	}
-	// The other side registers only after our welcome, so as decider we
-	// let it probe first: our early probes would reach it as an unknown
-	// sender.
-	p.startBeats(n.id < h.ID, time.Now())
+
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pub, ok := tc.ConnectionState().PeerCertificates[0].PublicKey.(ed25519.PublicKey); ok {
 			p.fingerprint = identity.Fingerprint(pub)
@@ -258,6 +255,10 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		n.onUp()
 	}
 	n.warnIfConflict(p.m)
+	// The other side registers only after our welcome, so as decider we
+	// let it probe first: our early probes would reach it as an unknown
+	// sender.
+	p.startBeats(n.id < h.ID, time.Now())
 	n.wg.Add(1)
 	go n.serve(p)
 	return p, nil

@@ -43,6 +43,8 @@ type peer struct {
 	beatEvery time.Duration
 	nextBeat  time.Time
 	givenUp   bool
+	// beating is set by startBeats once the schedule is set.
+	beating atomic.Bool
 
 	mu sync.Mutex // protects following
 	// udpAddr is where the peer's datagrams come from, once learned.
@@ -262,6 +264,8 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 // out fast at first (100 ms, doubling) until the datagram channel
 // answers, then every beatInterval. With holdOff the first waits a little,
 // to let the peer probe first.
+// The keeper leaves a peer alone until then: a peer enters the table
+// before the handshake has attached it to its member.
 func (p *peer) startBeats(holdOff bool, now time.Time) {
 	p.heard(now)
 	p.beatEvery = 100 * time.Millisecond
@@ -269,6 +273,7 @@ func (p *peer) startBeats(holdOff bool, now time.Time) {
 	if holdOff {
 		p.nextBeat = now.Add(300 * time.Millisecond)
 	}
+	p.beating.Store(true) // after the fields above: keepAll loads it first
 }
 
 // keepAll keeps every connection honest until ctx ends. Every
@@ -302,7 +307,7 @@ func (n *Node) keepAll(ctx context.Context) {
 
 // keep is one round of the keeper for p; only keepAll calls it.
 func (p *peer) keep(now time.Time) {
-	if p.givenUp {
+	if p.givenUp || !p.beating.Load() {
 		return
 	}
 	select {
