@@ -101,9 +101,9 @@ const settleAfter = 2 * time.Second
 
 // releaseAfterBursts hands memory back to the system once a burst of new
 // peers is over. Each handshake leaves garbage (certificates, key shares,
-// buffers): after meeting 31 peers at once a node holds twice its live
-// heap, which the runtime would return only over minutes. One collection
-// per burst costs about a millisecond.
+// buffers) that the runtime would otherwise keep, and return only slowly:
+// in a 32-node mesh this leaves a node 0.6 to 1.4 MiB smaller (measured),
+// for one forced collection of a heap of a few megabytes per burst.
 func releaseAfterBursts(ctx context.Context, peerUp <-chan struct{}) {
 	t := time.NewTimer(settleAfter)
 	t.Stop()

@@ -63,7 +63,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.samples, "samples", 2000, "round trips per latency figure")
 	fs.IntVar(&o.procs, "procs", 4, "node processes for the memory figures")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
-	fs.BoolVar(&o.netns, "netns", false, "also measure across network namespaces with real mDNS: discovery, and mesh, fan-out and memory of --nodes processes (root only); 64 nodes overload a software bridge with mDNS traffic on 2 CPUs")
+	fs.BoolVar(&o.netns, "netns", false, "also measure between network namespaces: the raw baselines and two nodes, and with real mDNS discovery and the mesh, fan-out and memory of --nodes processes (root only)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -116,11 +116,15 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(map[string]any{
-			"go": runtime.Version(), "cpus": runtime.NumCPU(), "path": "loopback", "results": r.rows,
+			"go": runtime.Version(), "cpus": runtime.NumCPU(), "netns": o.netns, "results": r.rows,
 		})
 		return 0
 	}
-	fmt.Fprintf(stdout, "lanchat bench on loopback, %d CPUs, %s\n\n", runtime.NumCPU(), runtime.Version())
+	where := "on loopback"
+	if o.netns {
+		where += " and between network namespaces (rows marked netns)"
+	}
+	fmt.Fprintf(stdout, "lanchat bench %s, %d CPUs, %s\n\n", where, runtime.NumCPU(), runtime.Version())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEASURE\tLANCHAT\tBASELINE\tRATIO\tTARGET\t")
 	for _, x := range r.rows {

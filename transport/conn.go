@@ -18,10 +18,10 @@ const (
 	// maxPending bounds the frames waiting to be written; beyond it the
 	// peer is not reading and Send fails.
 	maxPending = 4 << 20
-	// burstGap: a Send this soon after the last write is part of a burst
-	// and is left to a flush goroutine, which writes the burst at once. Longer
-	// gaps (a request after its previous reply, a typed line) write
-	// directly, saving the hand-off.
+	// burstGap: a Send this soon after the last write is part of a
+	// burst and is left to a flush goroutine, which writes the burst at
+	// once. Longer gaps (a typed line) write directly, saving the
+	// hand-off.
 	burstGap = 10 * time.Microsecond
 )
 
@@ -61,7 +61,7 @@ type Conn struct {
 	err error
 	// lastWrite is when the last write ended.
 	lastWrite time.Time
-	// flushing is set while a burst's flusher is started and not done.
+	// flushing is set from starting a flush goroutine until it runs.
 	flushing bool
 
 	done      chan struct{} // closed by Close
