@@ -58,7 +58,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("lanchat bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.DurationVar(&o.duration, "duration", 3*time.Second, "how long the throughput and load phases run")
-	nodes := fs.String("nodes", "2,8,32", "node counts for mesh formation and fan-out, comma-separated")
+	nodes := fs.String("nodes", "2,8,32", "node counts for mesh formation and fan-out, comma-separated (with --netns: 2,8,32,64)")
 	fs.IntVar(&o.size, "size", 64, "chat message size in bytes")
 	fs.IntVar(&o.samples, "samples", 2000, "round trips per latency figure")
 	fs.IntVar(&o.procs, "procs", 4, "node processes for the memory figures")
@@ -74,7 +74,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	explicit := false
 	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "nodes" })
 	if o.netns && !explicit {
-		*nodes = "2,8,32"
+		*nodes = "2,8,32,64"
 	}
 	for _, f := range strings.Split(*nodes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))

@@ -35,7 +35,7 @@ func TestParseFlags(t *testing.T) {
 	}{
 		{nil, true, 3},
 		{[]string{"--nodes", "2,64"}, true, 2},
-		{[]string{"--netns"}, true, 3},
+		{[]string{"--netns"}, true, 4},
 		{[]string{"--nodes", "1"}, false, 0},
 		{[]string{"--nodes", "x"}, false, 0},
 		{[]string{"--size", "0"}, false, 0},
