@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -116,7 +117,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		enc.Encode(map[string]any{
-			"go": runtime.Version(), "cpus": runtime.NumCPU(), "netns": o.netns, "results": r.rows,
+			"go": runtime.Version(), "cpus": runtime.NumCPU(), "netns": o.netns, "linking": linking(), "results": r.rows,
 		})
 		return 0
 	}
@@ -124,7 +125,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if o.netns {
 		where += " and between network namespaces (rows marked netns)"
 	}
-	fmt.Fprintf(stdout, "lanchat bench %s, %d CPUs, %s\n\n", where, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintf(stdout, "lanchat bench %s, %d CPUs, %s, %s\n\n", where, runtime.NumCPU(), runtime.Version(), linking())
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEASURE\tLANCHAT\tBASELINE\tRATIO\tTARGET\t")
 	for _, x := range r.rows {
@@ -243,6 +244,19 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 		r.add("chat throughput, plaintext vs encrypted"+where, prate, "msg/s", rate, "encrypted ≥ plaintext/1.3", yes(prate <= rate*1.3))
 	}
 	return rt, nil
+}
+
+// linking says how the binary measured was built: with cgo it maps the C
+// library, which every node process then carries in its memory.
+func linking() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "CGO_ENABLED" && s.Value == "0" {
+				return "static binary (CGO_ENABLED=0)"
+			}
+		}
+	}
+	return "binary linked with the C library (cgo)"
 }
 
 func run(o options, progress func(string)) (*report, error) {
