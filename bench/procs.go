@@ -150,14 +150,14 @@ func (p *proc) quit() {
 
 func (p *proc) kill() { p.cmd.Process.Kill() }
 
-// memory starts count node processes joined to the first, and reads their
-// resident memory idle, then while the first sends chat to all.
 // settle is how long nodes are left alone before their idle memory is
 // read: handshakes done, heartbeats running, and the garbage of the
 // handshakes handed back (a node does that two quiet seconds after its
 // last new peer).
 const settle = 3 * time.Second
 
+// memory starts count node processes joined to the first, and reads their
+// resident memory idle, then while the first sends chat to all.
 func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) {
 	dir, err := os.MkdirTemp("", "lanchat-bench-")
 	if err != nil {

@@ -193,7 +193,6 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via, expectID string) (*peer
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
 		udpPort: h.UDPPort, done: make(chan struct{}),
 	}
-
 	if tc, ok := nc.(*tls.Conn); ok {
 		if pub, ok := tc.ConnectionState().PeerCertificates[0].PublicKey.(ed25519.PublicKey); ok {
 			p.fingerprint = identity.Fingerprint(pub)

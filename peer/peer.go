@@ -264,6 +264,7 @@ func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
 // out fast at first (100 ms, doubling) until the datagram channel
 // answers, then every beatInterval. With holdOff the first waits a little,
 // to let the peer probe first.
+//
 // The keeper leaves a peer alone until then: a peer enters the table
 // before the handshake has attached it to its member.
 func (p *peer) startBeats(holdOff bool, now time.Time) {
