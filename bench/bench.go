@@ -196,8 +196,8 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 		d, dc := summarize(s), summarize(sc)
 		r.add("/echo -"+tr.via+" round trip p50"+where, us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
 		r.add("/echo -"+tr.via+" round trip p99"+where, us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
-		r.add("  as the API caller sees it, p50"+where, us(dc.p50), "µs", us(tr.raw.p50), "", nil)
-		r.add("  as the API caller sees it, p99"+where, us(dc.p99), "µs", us(tr.raw.p99), "", nil)
+		r.add("/echo -"+tr.via+" as the API caller sees it, p50"+where, us(dc.p50), "µs", us(tr.raw.p50), "", nil)
+		r.add("/echo -"+tr.via+" as the API caller sees it, p99"+where, us(dc.p99), "µs", us(tr.raw.p99), "", nil)
 		if withPlain {
 			ps, _, err := echoRoundTrips(plain[1], plain[0], tr.via, o.samples)
 			if err != nil {
