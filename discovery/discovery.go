@@ -319,7 +319,7 @@ func (s *Service) resolver(ifaces []net.Interface) (*zeroconf.Resolver, error) {
 	// multicasts each on both), so where IPv4 reaches every interface a
 	// query over IPv6 too would only double the answers that every host
 	// on the LAN receives and parses: with 32 nodes starting together
-	// that traffic is what loads the CPUs. The answers still carry the
+	// that traffic is much of what loads the CPUs. The answers still carry the
 	// IPv6 addresses. A host with only IPv6 is still found: it queries
 	// over IPv6, which this node's responder answers, and dials us.
 	families := []zeroconf.IPType{zeroconf.IPv4AndIPv6, zeroconf.IPv4, zeroconf.IPv6}

@@ -190,7 +190,7 @@ func (n *Node) Discovered(f Found) {
 // holdOffLocked decides how long to wait before dialling f. Both ends of
 // a pair usually discover each other, and a pair that dials both ways pays
 // for two TLS handshakes and drops one: with many nodes starting at once
-// that doubles the work of forming the mesh. So a node dials at once only
+// that doubles the handshakes of forming the mesh. So a node dials at once only
 // a node that answered its first query (which cannot know of it yet); one
 // seen later has most likely just started and is dialling it, so it waits
 // a little, or longer when its id is the larger, and dials only if no
