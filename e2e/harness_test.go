@@ -862,13 +862,7 @@ func (n *Node) Stderr() string { return n.stderr.String() }
 
 func (n *Node) cleanup(t testing.TB) {
 	if !n.Exited() {
-		n.killed.Store(true)
-		n.signalKill()
-		select {
-		case <-n.done:
-		case <-time.After(quitTimeout):
-			t.Errorf("%s: still running %v after SIGKILL", n.Label, quitTimeout)
-		}
+		n.Kill(t)
 	}
 	_ = n.stdin.Close()
 	stderr := n.Stderr()
