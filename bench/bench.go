@@ -153,25 +153,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // each row's name. It returns the raw TCP round trips, which later rows
 // use as their baseline. withPlain adds the cost of encryption.
 func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain bool) (dist, error) {
-	rawTCP, err := baseline.TCPRoundTrips(h, o.samples)
-	if err != nil {
-		return dist{}, err
-	}
-	rawUDP, err := baseline.UDPRoundTrips(h, o.samples)
-	if err != nil {
-		return dist{}, err
-	}
-	const framedN = 200000
-	oneWrite, err := baseline.Framed(h, framedN, o.size, false)
-	if err != nil {
-		return dist{}, err
-	}
-	batched, err := baseline.Framed(h, framedN, o.size, true)
-	if err != nil {
-		return dist{}, err
-	}
-	rt, ru := summarize(rawTCP), summarize(rawUDP)
-
 	secure, err := pair(h, false)
 	if err != nil {
 		return dist{}, err
@@ -185,26 +166,36 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 		defer stopAll(plain)
 	}
 	a, b := secure[1], secure[0]
+	echoes, err := interleavedEchoes(a, b, plain, h, o.samples)
+	if err != nil {
+		return dist{}, err
+	}
+	const framedN = 200000
+	oneWrite, err := baseline.Framed(h, framedN, o.size, false)
+	if err != nil {
+		return dist{}, err
+	}
+	batched, err := baseline.Framed(h, framedN, o.size, true)
+	if err != nil {
+		return dist{}, err
+	}
+	rt, ru := summarize(echoes.raw[peer.TCP]), summarize(echoes.raw[peer.UDP])
 	for _, tr := range []struct {
 		via string
 		raw dist
 	}{{peer.TCP, rt}, {peer.UDP, ru}} {
-		s, sc, err := echoRoundTrips(a, b, tr.via, o.samples)
+		sc, err := echoCalls(a, b, tr.via, o.samples)
 		if err != nil {
 			return dist{}, err
 		}
-		d, dc := summarize(s), summarize(sc)
-		r.add("/echo -"+tr.via+" round trip p50"+where, us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
-		r.add("/echo -"+tr.via+" round trip p99"+where, us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
-		r.add("/echo -"+tr.via+" as the API caller sees it, p50"+where, us(dc.p50), "µs", us(tr.raw.p50), "", nil)
-		r.add("/echo -"+tr.via+" as the API caller sees it, p99"+where, us(dc.p99), "µs", us(tr.raw.p99), "", nil)
+		d, dc := summarize(echoes.series[tr.via]), summarize(sc)
+		r.add("/echo -"+tr.via+" -n round trip p50"+where, us(d.p50), "µs", us(tr.raw.p50), "≤ 1.5× raw", yes(d.p50 <= tr.raw.p50*3/2))
+		r.add("/echo -"+tr.via+" -n round trip p99"+where, us(d.p99), "µs", us(tr.raw.p99), "≤ 3× raw", yes(d.p99 <= tr.raw.p99*3))
+		r.add("one /echo -"+tr.via+" call as its caller sees it, p50"+where, us(dc.p50), "µs", us(tr.raw.p50), "", nil)
+		r.add("one /echo -"+tr.via+" call as its caller sees it, p99"+where, us(dc.p99), "µs", us(tr.raw.p99), "", nil)
 		if withPlain {
-			ps, _, err := echoRoundTrips(plain[1], plain[0], tr.via, o.samples)
-			if err != nil {
-				return dist{}, err
-			}
-			pd := summarize(ps)
-			r.add("/echo -"+tr.via+" p50, encrypted vs plaintext"+where, us(d.p50), "µs", us(pd.p50), "≤ 1.3× plaintext", yes(d.p50*10 <= pd.p50*13))
+			pd := summarize(echoes.plain[tr.via])
+			r.add("/echo -"+tr.via+" -n p50, encrypted vs plaintext"+where, us(d.p50), "µs", us(pd.p50), "≤ 1.3× plaintext", yes(d.p50*10 <= pd.p50*13))
 		}
 	}
 	for _, via := range []string{peer.TCP, peer.UDP} {

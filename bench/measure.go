@@ -8,31 +8,105 @@ import (
 	"sync"
 	"time"
 
+	"lanchat/bench/baseline"
 	"lanchat/peer"
 )
 
-// echoRoundTrips makes n /echo calls of 64 bytes from a to b and returns
-// each round trip as /echo reports it (from before the request is
-// written until its reply has been read and decrypted: what a raw client
-// times from Write to Read), and as the calling goroutine sees it (that,
-// plus looking the peer up and the hand-off of the reply from the
-// connection's reader).
-func echoRoundTrips(a *node, b *node, via string, n int) (reported, caller []time.Duration, err error) {
+// echoSeries runs /echo -n: n echoes of 64 bytes from a to b, back to
+// back, each timed as /echo reports it: from before the request is
+// written until its reply has been read and decrypted, what the raw
+// client times from Write to Read.
+func echoSeries(a, b *node, via string, n int) ([]time.Duration, error) {
+	r, err := a.EchoSeries(context.Background(), b.ID(), via, make([]byte, 64), n, nil)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("echo series over %s: %w", via, err)
+	case len(r.RTTs) != n:
+		return nil, fmt.Errorf("echo series over %s: %d of %d echoes came back", via, len(r.RTTs), n)
+	case r.Mismatched > 0:
+		return nil, fmt.Errorf("echo series over %s: %d payloads changed", via, r.Mismatched)
+	}
+	return r.RTTs, nil
+}
+
+// echoRuns holds round trips by transport: raw sockets', /echo -n's, and
+// /echo -n's without encryption.
+type echoRuns struct {
+	raw, series, plain map[string][]time.Duration
+}
+
+const (
+	// echoRounds is how many turns interleavedEchoes takes.
+	echoRounds = 25
+	// echoWarmUp round trips start every turn and are not counted: the
+	// first of a turn wakes threads that the turn before left asleep.
+	echoWarmUp = 20
+)
+
+// interleavedEchoes measures n round trips each of raw sockets on h and
+// of /echo -n from a to b (and between the plain pair, if any) over TCP
+// and UDP, in turns of n/echoRounds. On a virtual machine a ping-pong
+// runs either on one CPU or bounced between two, at rates that differ by
+// half, and which one a run gets is chance that lasts for seconds; in
+// turns, every figure gets the same mix. Each turn's first echoWarmUp
+// round trips, raw and lanchat alike, are left out.
+func interleavedEchoes(a, b *node, plain []*node, h baseline.Hosts, n int) (echoRuns, error) {
+	r := echoRuns{raw: map[string][]time.Duration{}, series: map[string][]time.Duration{}, plain: map[string][]time.Duration{}}
+	for turn := 0; turn < echoRounds; turn++ {
+		k := n / echoRounds
+		if turn == 0 {
+			k += n % echoRounds
+		}
+		keep := func(into map[string][]time.Duration, via string, d []time.Duration, err error) error {
+			if err != nil {
+				return err
+			}
+			into[via] = append(into[via], d[echoWarmUp:]...)
+			return nil
+		}
+		tcp, err := baseline.TCPRoundTrips(h, k+echoWarmUp)
+		if err := keep(r.raw, peer.TCP, tcp, err); err != nil {
+			return r, err
+		}
+		udp, err := baseline.UDPRoundTrips(h, k+echoWarmUp)
+		if err := keep(r.raw, peer.UDP, udp, err); err != nil {
+			return r, err
+		}
+		for _, via := range []string{peer.TCP, peer.UDP} {
+			s, err := echoSeries(a, b, via, k+echoWarmUp)
+			if err := keep(r.series, via, s, err); err != nil {
+				return r, err
+			}
+			if plain != nil {
+				s, err := echoSeries(plain[1], plain[0], via, k+echoWarmUp)
+				if err := keep(r.plain, via, s, err); err != nil {
+					return r, err
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// echoCalls makes n separate /echo calls and times each as the calling
+// goroutine sees it: the round trip, plus looking the peer up and the
+// hand-off of the reply from the connection's reader to the caller.
+func echoCalls(a, b *node, via string, n int) ([]time.Duration, error) {
 	ctx := context.Background()
 	payload := make([]byte, 64)
+	out := make([]time.Duration, 0, n)
 	for i := 0; i < n; i++ {
 		start := time.Now()
 		r, err := a.Echo(ctx, b.ID(), via, payload)
 		if err != nil {
-			return nil, nil, fmt.Errorf("echo over %s: %w", via, err)
+			return nil, fmt.Errorf("echo over %s: %w", via, err)
 		}
-		caller = append(caller, time.Since(start))
+		out = append(out, time.Since(start))
 		if !r.OK {
-			return nil, nil, fmt.Errorf("echo over %s: payload changed", via)
+			return nil, fmt.Errorf("echo over %s: payload changed", via)
 		}
-		reported = append(reported, r.RTT)
 	}
-	return reported, caller, nil
+	return out, nil
 }
 
 // timeOffsets asks b for its clock n times; the nodes share one clock, so

@@ -197,10 +197,15 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 	if len(payload) > transport.MaxPayload {
 		return fmt.Errorf("echo: payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
 	}
-	if _, err := c.node.Resolve(target); err != nil {
+	info, err := c.node.Resolve(target)
+	if err != nil {
 		return err
 	}
 	n := *count
+	if n > 1 && *interval == 0 {
+		c.background(ctx, func(ctx context.Context) { c.echoSeries(ctx, info, target, v, payload, n) })
+		return nil
+	}
 	c.background(ctx, func(ctx context.Context) {
 		var rtts []time.Duration
 		var last peer.EchoResult
@@ -230,6 +235,24 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 		}
 	})
 	return nil
+}
+
+// echoSeries runs /echo -n without an interval: back to back, each echo
+// sent as soon as the one before is back, like ping -f.
+func (c *Console) echoSeries(ctx context.Context, info peer.Info, target, v string, payload []byte, n int) {
+	res, err := c.node.EchoSeries(ctx, target, v, payload, n, func(r peer.SeriesReply) {
+		if r.Err != nil {
+			c.out.Error(fmt.Errorf("echo %s seq=%d: %w", target, r.Seq, r.Err))
+			return
+		}
+		c.showEcho(peer.EchoResult{Peer: info, Transport: v, Sent: payload, Got: r.Got, RTT: r.RTT, OK: r.OK}, r.Seq, n)
+	})
+	if err != nil && ctx.Err() == nil {
+		c.out.Error(fmt.Errorf("echo %s: %w", target, err))
+	}
+	if res.Sent > 0 {
+		c.showEchoSummary(target, peer.EchoResult{Peer: res.Peer}, v, res.Sent, res.RTTs)
+	}
 }
 
 // echoPayload is text, or text repeated (or a pattern) to size bytes.

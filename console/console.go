@@ -24,6 +24,7 @@ type Node interface {
 	Time(ctx context.Context, peerArg, via string) (peer.TimeResult, error)
 	TimeAll(ctx context.Context, via string, each func(peer.TimeResult, error)) error
 	Echo(ctx context.Context, peerArg, via string, payload []byte) (peer.EchoResult, error)
+	EchoSeries(ctx context.Context, peerArg, via string, payload []byte, count int, each func(peer.SeriesReply)) (peer.EchoSeriesResult, error)
 	Resolve(peerArg string) (peer.Info, error)
 	Peers() []peer.Info
 	PeerNames() []string

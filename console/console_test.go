@@ -205,6 +205,7 @@ func TestConsoleJSON(t *testing.T) {
 	send("/time -udp bob")
 	send("/time")
 	send("/echo -udp -n 3 -size 200 bob")
+	send("/echo -tcp -n 2 -i 10ms bob paced")
 	send("/echo bob some text")
 	send("/peers")
 	send("/msg nobody x")
@@ -223,11 +224,28 @@ func TestConsoleJSON(t *testing.T) {
 			t.Fatalf("time %v: %v", ev, err)
 		}
 	}
-	sum := out.wait(t, is("echo_summary"))
-	if sum["received"] != float64(3) || sum["transport"] != "udp" {
-		t.Fatalf("summary %v", sum)
+	// Back to back (a series) and paced: a line per echo, then a summary.
+	for _, tc := range []struct {
+		transport string
+		count     int
+		bytes     float64
+	}{{"udp", 3, 200}, {"tcp", 2, 5}} {
+		for seq := 1; seq <= tc.count; seq++ {
+			ev := out.wait(t, func(ev map[string]any) bool {
+				return ev["event"] == "echo" && ev["transport"] == tc.transport && ev["seq"] == float64(seq) && ev["bytes"] == tc.bytes
+			})
+			if ev["ok"] != true || ev["peer"] != "bob" || ev["rtt_ms"].(float64) <= 0 {
+				t.Fatalf("echo %v", ev)
+			}
+		}
+		sum := out.wait(t, func(ev map[string]any) bool { return ev["event"] == "echo_summary" && ev["transport"] == tc.transport })
+		if sum["received"] != float64(tc.count) || sum["sent"] != float64(tc.count) || sum["peer"] != "bob" || sum["loss_pct"] != float64(0) {
+			t.Fatalf("summary %v", sum)
+		}
 	}
-	textEcho := out.wait(t, func(ev map[string]any) bool { return ev["event"] == "echo" && ev["transport"] == "tcp" })
+	textEcho := out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "echo" && ev["transport"] == "tcp" && ev["seq"] == float64(1) && ev["bytes"] == float64(9)
+	})
 	if textEcho["text"] != "some text" || textEcho["ok"] != true || textEcho["bytes"] != float64(9) {
 		t.Fatalf("echo %v", textEcho)
 	}

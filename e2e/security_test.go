@@ -404,7 +404,7 @@ func TestSecurityCapture(t *testing.T) {
 		var orig []byte
 		for _, f := range frames {
 			if f.Proto == unix.IPPROTO_UDP && f.between(alice.Host, bob.Host) && f.DstPort == bob.UDPPort {
-				if h, err := transport.ParseHeader(f.Payload); err == nil && h.Sender == alice.ID {
+				if h, err := transport.ParseHeader(f.Payload); err == nil && h.Sender() == alice.ID {
 					orig = f.Payload
 				}
 			}

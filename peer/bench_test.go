@@ -51,6 +51,25 @@ func benchEcho(b *testing.B, via string, insecure bool) {
 	}
 }
 
+// BenchmarkEchoSeries: one op is one echo of /echo -n, sent by the
+// connection's reader as the previous reply comes in.
+func BenchmarkEchoSeries(b *testing.B) {
+	for _, via := range []string{TCP, UDP} {
+		b.Run(via, func(b *testing.B) {
+			a, _ := benchNodes(b, false)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for done := 0; done < b.N; {
+				r, err := a.EchoSeries(context.Background(), "bob", via, payload64, min(b.N-done, MaxSeries), nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				done += r.Sent
+			}
+		})
+	}
+}
+
 func BenchmarkRawEchoTCP(b *testing.B) {
 	if _, err := baseline.TCPRoundTrips(baseline.Loopback, b.N); err != nil {
 		b.Fatal(err)

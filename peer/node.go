@@ -123,7 +123,7 @@ type Node struct {
 	sendMu sync.Mutex
 
 	pmu     sync.Mutex // protects pending
-	pending map[uint64]*pending
+	pending map[uint64]pending
 
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
 }
@@ -171,7 +171,7 @@ func New(cfg Config) (*Node, error) {
 		dialing:   map[string]bool{},
 		accepting: map[netip.Addr]int{},
 		warned:    map[string]bool{},
-		pending:   map[uint64]*pending{},
+		pending:   map[uint64]pending{},
 	}
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a

@@ -229,18 +229,25 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		}
 		return p.conn.Send(timeReply(m, at))
 	case transport.TypeEchoReq:
-		m, err := transport.DecodeEcho(t, payload)
+		// Send copies the payload before the next read reuses it.
+		m, err := transport.DecodeEchoInPlace(t, payload)
 		if err != nil {
 			return err
 		}
 		m.Reply = true
 		return p.conn.Send(m)
-	case transport.TypeTimeResp, transport.TypeEchoResp:
-		m, err := transport.Decode(t, payload)
+	case transport.TypeEchoResp:
+		m, err := transport.DecodeEchoInPlace(t, payload)
 		if err != nil {
 			return err
 		}
-		p.n.complete(p.id, m, at)
+		p.n.completeEcho(p.id, m, at)
+	case transport.TypeTimeResp:
+		m, err := transport.DecodeTimeResp(payload)
+		if err != nil {
+			return err
+		}
+		p.n.completeTime(p.id, m, at)
 	case transport.TypeHello, transport.TypeWelcome, transport.TypeProbe, transport.TypeProbeAck:
 		return fmt.Errorf("unexpected %v frame", t)
 	default:

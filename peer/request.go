@@ -29,11 +29,14 @@ type reply struct {
 	at  time.Time
 }
 
-// pending is a request waiting for its reply.
+// pending is a request waiting for its reply: for a caller waiting on
+// ch, or for a series (/echo -n), which takes the reply in the goroutine
+// that read it.
 type pending struct {
 	peerID string
 	sentAt time.Time
 	ch     chan<- attemptReply
+	series *series
 }
 
 type attemptReply struct {
@@ -41,26 +44,45 @@ type attemptReply struct {
 	sentAt time.Time
 }
 
-// complete hands a reply to the request waiting for it. Replies from
+// take removes and returns the request a reply answers. Replies from
 // another peer than the one asked, or to no pending request, are counted
 // and dropped.
-func (n *Node) complete(from string, m transport.Message, at time.Time) {
-	var id uint64
-	switch m := m.(type) {
-	case transport.TimeResp:
-		id = m.ReqID
-	case transport.Echo:
-		id = m.ReqID
-	}
+func (n *Node) take(from string, id uint64) (pending, bool) {
 	n.pmu.Lock()
-	pd := n.pending[id]
-	if pd == nil || pd.peerID != from {
+	pd, ok := n.pending[id]
+	if !ok || pd.peerID != from {
 		n.pmu.Unlock()
 		n.strayReplies.Add(1)
-		return
+		return pending{}, false
 	}
 	delete(n.pending, id)
 	n.pmu.Unlock()
+	return pd, true
+}
+
+// completeEcho hands an echo reply to its request. m.Payload may point
+// into the read buffer: it is copied only for a waiting caller.
+func (n *Node) completeEcho(from string, m transport.Echo, at time.Time) {
+	pd, ok := n.take(from, m.ReqID)
+	if !ok {
+		return
+	}
+	if pd.series != nil {
+		pd.series.replied(m.Payload, pd.sentAt, at)
+		return
+	}
+	m.Payload = bytes.Clone(m.Payload)
+	deliver(pd, m, at)
+}
+
+// completeTime hands a time reply to its request.
+func (n *Node) completeTime(from string, m transport.TimeResp, at time.Time) {
+	if pd, ok := n.take(from, m.ReqID); ok && pd.series == nil {
+		deliver(pd, m, at)
+	}
+}
+
+func deliver(pd pending, m transport.Message, at time.Time) {
 	select {
 	case pd.ch <- attemptReply{reply{m, at}, pd.sentAt}:
 	default:
@@ -91,7 +113,7 @@ func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqI
 		m := build(id, now)
 		// Register before sending: the reply may beat the return of Send.
 		n.pmu.Lock()
-		n.pending[id] = &pending{peerID: p.id, sentAt: now, ch: ch}
+		n.pending[id] = pending{peerID: p.id, sentAt: now, ch: ch}
 		n.pmu.Unlock()
 		var err error
 		if via == UDP {

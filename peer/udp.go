@@ -3,21 +3,32 @@ package peer
 import (
 	"errors"
 	"net/netip"
+	"sync"
 
 	"lanchat/transport"
 )
 
+// sendBufs holds buffers for sealing datagrams: WriteTo is done with its
+// buffer when it returns, so one can be reused for the next datagram.
+var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
 // sendDatagram seals m for p and sends it to addr.
 func (n *Node) sendDatagram(p *peer, to netip.AddrPort, m transport.Message) error {
-	b, err := p.ch.Seal(nil, n.id, m)
+	buf := sendBufs.Get().(*[]byte)
+	defer sendBufs.Put(buf)
+	b, err := p.ch.Seal((*buf)[:0], n.id, m)
 	if err != nil {
 		return err
+	}
+	if cap(b) <= 64<<10 {
+		*buf = b[:0] // keep a grown buffer, unless it is huge
 	}
 	return n.tr.WriteTo(b, to)
 }
 
-// handleDatagram acts on one received datagram. It runs on the node's main
-// loop, so it must not block: replies are datagrams, which do not.
+// handleDatagram acts on one received datagram. It runs on the node's
+// datagram loop, so it must not block: replies are datagrams, which do
+// not. pkt.Buf is reused for the next datagram, and is decrypted in place.
 func (n *Node) handleDatagram(pkt transport.Packet) {
 	h, err := transport.ParseHeader(pkt.Buf)
 	if err != nil {
@@ -26,31 +37,42 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 		return
 	}
 	n.mu.Lock()
-	p := n.peers[h.Sender]
+	p := n.peers[string(h.SenderBytes())]
 	n.mu.Unlock()
 	if p == nil {
 		n.unknownSenders.Add(1)
-		n.log.Debug("dropping datagram from unknown sender", "from", pkt.From, "id", h.Sender)
+		n.log.Debug("dropping datagram from unknown sender", "from", pkt.From, "id", h.Sender())
 		return
 	}
-	msg, err := p.ch.Open(h)
+	t, payload, err := p.ch.OpenInPlace(h)
+	if err == nil {
+		err = n.answerDatagram(p, t, payload, pkt)
+	}
 	switch {
+	case err == nil:
+		return
 	case errors.Is(err, transport.ErrAuth):
 		n.authFailures.Add(1)
 	case errors.Is(err, transport.ErrReplay):
 		n.replays.Add(1)
-	case err != nil:
+	default:
 		n.badDatagrams.Add(1)
 	}
-	if err != nil {
-		n.log.Debug("dropping datagram", "from", pkt.From, "err", err)
-		return
-	}
+	n.log.Debug("dropping datagram", "from", pkt.From, "err", err)
+}
+
+// answerDatagram acts on an authentic datagram's message of type t; an
+// error means the payload did not decode.
+func (n *Node) answerDatagram(p *peer, t transport.Type, payload []byte, pkt transport.Packet) error {
 	from := netip.AddrPortFrom(pkt.From.Addr().Unmap(), pkt.From.Port())
 	p.heard(pkt.Time)
 	first := p.lastUDP.Swap(pkt.Time.UnixNano()) == 0
-	switch m := msg.(type) {
-	case transport.Probe:
+	switch t {
+	case transport.TypeProbe, transport.TypeProbeAck:
+		m, err := transport.DecodeProbe(t, payload)
+		if err != nil {
+			return err
+		}
 		p.mu.Lock()
 		p.udpAddr = from
 		p.mu.Unlock()
@@ -61,16 +83,30 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 			n.sendDatagram(p, from, transport.Probe{Ack: true, Nonce: m.Nonce})
 			n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
 		}
-	case transport.TimeReq:
+	case transport.TypeTimeReq:
+		m, err := transport.DecodeTimeReq(payload)
+		if err != nil {
+			return err
+		}
 		n.sendDatagram(p, from, timeReply(m, pkt.Time))
-	case transport.Echo:
+	case transport.TypeTimeResp:
+		m, err := transport.DecodeTimeResp(payload)
+		if err != nil {
+			return err
+		}
+		n.completeTime(p.id, m, pkt.Time)
+	case transport.TypeEchoReq, transport.TypeEchoResp:
+		// The payload stays in the packet: sealing the answer copies it.
+		m, err := transport.DecodeEchoInPlace(t, payload)
+		if err != nil {
+			return err
+		}
 		if m.Reply {
-			n.complete(p.id, m, pkt.Time)
-			return
+			n.completeEcho(p.id, m, pkt.Time)
+			return nil
 		}
 		m.Reply = true
 		n.sendDatagram(p, from, m)
-	case transport.TimeResp:
-		n.complete(p.id, m, pkt.Time)
 	}
+	return nil
 }

@@ -122,6 +122,9 @@ func (d *decoder) length(field string) int {
 
 func (d *decoder) str(field string) string { return string(d.take(field, d.length(field))) }
 
+// view returns the field in place: valid only as long as the read buffer.
+func (d *decoder) view(field string) []byte { return d.take(field, d.length(field)) }
+
 // bytes returns a copy, so the result outlives the read buffer.
 func (d *decoder) bytes(field string) []byte {
 	p := d.take(field, d.length(field))

@@ -29,11 +29,15 @@ func AppendFrame(b []byte, m Message) ([]byte, error) {
 // call. A length of zero or above MaxFrame is an error, and nothing more is
 // read, so a header promising gigabytes costs nothing.
 func ReadFrame(r io.Reader, buf []byte) (Type, []byte, []byte, error) {
-	var hdr [frameHeader]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	// The header is read into buf too: a local array would escape
+	// through r and cost an allocation per frame.
+	if cap(buf) < frameHeader {
+		buf = make([]byte, frameHeader, 512)
+	}
+	if _, err := io.ReadFull(r, buf[:frameHeader]); err != nil {
 		return 0, nil, buf, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(buf[:frameHeader])
 	if n == 0 {
 		return 0, nil, buf, fmt.Errorf("%w: empty frame", ErrMalformed)
 	}

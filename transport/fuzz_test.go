@@ -67,13 +67,32 @@ func FuzzOpenDatagram(f *testing.F) {
 		if err != nil {
 			return
 		}
-		p, err := a.Seal(nil, h.Sender, m)
+		p, err := a.Seal(nil, h.Sender(), m)
 		if err != nil {
 			t.Fatalf("opened datagram does not seal: %v", err)
 		}
 		m2, err := open(b, p)
 		if err != nil || !equalMsg(m, m2) {
 			t.Fatalf("round trip differs: %#v vs %#v (%v)", m, m2, err)
+		}
+		// Opened in place (as the node's datagram loop does), the same
+		// datagram gives the same message; echoes decode in place too.
+		p, _ = a.Seal(nil, h.Sender(), m)
+		h3, err := ParseHeader(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		typ, payload, err := b.OpenInPlace(h3)
+		if err != nil {
+			t.Fatalf("in place: %v", err)
+		}
+		if m3, err := Decode(typ, payload); err != nil || !equalMsg(m, m3) {
+			t.Fatalf("in place differs: %#v vs %#v (%v)", m, m3, err)
+		}
+		if typ == TypeEchoReq || typ == TypeEchoResp {
+			if e, err := DecodeEchoInPlace(typ, payload); err != nil || !equalMsg(m, e) {
+				t.Fatalf("echo in place differs: %#v vs %#v (%v)", m, e, err)
+			}
 		}
 	})
 }

@@ -361,8 +361,21 @@ func (m Echo) Append(b []byte) []byte {
 	return e.b
 }
 func DecodeEcho(t Type, p []byte) (Echo, error) {
+	m, err := DecodeEchoInPlace(t, p)
+	if m.Payload != nil {
+		m.Payload = append([]byte{}, m.Payload...)
+	}
+	return m, err
+}
+
+// DecodeEchoInPlace decodes an echo whose Payload points into p: for
+// answering at once without a copy.
+func DecodeEchoInPlace(t Type, p []byte) (Echo, error) {
 	d := decoder{b: p, what: t.String()}
-	m := Echo{Reply: t == TypeEchoResp, ReqID: d.u64("request id"), Payload: d.bytes("payload")}
+	m := Echo{Reply: t == TypeEchoResp, ReqID: d.u64("request id"), Payload: d.view("payload")}
+	if d.err != nil {
+		m.Payload = nil
+	}
 	return m, d.err
 }
 

@@ -60,10 +60,15 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-func nonce(counter uint64) []byte {
-	var n [12]byte
-	binary.BigEndian.PutUint64(n[4:], counter)
-	return n[:]
+// nonces holds nonce buffers: built on the stack, a nonce would escape
+// through the AEAD interface and cost an allocation per datagram.
+var nonces = sync.Pool{New: func() any { return new([12]byte) }}
+
+// nonce is the counter as a GCM nonce; give it back with putNonce.
+func nonce(counter uint64) *[12]byte {
+	n := nonces.Get().(*[12]byte)
+	binary.BigEndian.PutUint64(n[4:], counter) // n[:4] stays zero
+	return n
 }
 
 // appendHeader writes the cleartext part of a datagram: magic, version,
@@ -91,17 +96,26 @@ func (c *Channel) Seal(b []byte, sender string, m Message) ([]byte, error) {
 	// Seal in place: the plaintext is overwritten by the ciphertext,
 	// which needs room for the tag.
 	b = slices.Grow(b, c.send.Overhead())
-	sealed := c.send.Seal(b[hdrEnd:hdrEnd], nonce(counter), b[hdrEnd:], b[start:hdrEnd])
+	n := nonce(counter)
+	sealed := c.send.Seal(b[hdrEnd:hdrEnd], n[:], b[hdrEnd:], b[start:hdrEnd])
+	nonces.Put(n)
 	return b[:hdrEnd+len(sealed)], nil
 }
 
-// Header is the cleartext part of a received datagram.
+// Header is the cleartext part of a received datagram. It points into
+// the datagram.
 type Header struct {
-	Sender  string
 	Counter uint64
+	sender  []byte
 	// aad and sealed split the datagram for Open.
 	aad, sealed []byte
 }
+
+// Sender is the id of the node that says it sent the datagram.
+func (h Header) Sender() string { return string(h.sender) }
+
+// SenderBytes is Sender in place, for a lookup without a copy.
+func (h Header) SenderBytes() []byte { return h.sender }
 
 // ParseHeader reads the cleartext header, so the receiver can find the
 // sender's channel.
@@ -114,13 +128,13 @@ func ParseHeader(p []byte) (Header, error) {
 	if v := d.u8("version"); v != ProtocolVersion {
 		return h, fmt.Errorf("%w: datagram of protocol version %d", ErrVersion, v)
 	}
-	h.Sender = d.str("sender")
+	h.sender = d.view("sender")
 	h.Counter = d.u64("counter")
 	if d.err != nil {
 		return h, d.err
 	}
-	if h.Sender == "" || len(h.Sender) > MaxIDLen {
-		return h, fmt.Errorf("%w: datagram: sender id of %d bytes", ErrMalformed, len(h.Sender))
+	if len(h.sender) == 0 || len(h.sender) > MaxIDLen {
+		return h, fmt.Errorf("%w: datagram: sender id of %d bytes", ErrMalformed, len(h.sender))
 	}
 	h.aad = p[:len(p)-len(d.b)]
 	h.sealed = d.b
@@ -132,29 +146,46 @@ func ParseHeader(p []byte) (Header, error) {
 // The counter is recorded only once the datagram is authentic, so forged
 // datagrams cannot move the window.
 func (c *Channel) Open(h Header) (Message, error) {
-	plain, err := c.recv.Open(nil, nonce(h.Counter), h.sealed, h.aad)
+	t, payload, err := c.open(nil, h)
 	if err != nil {
-		return nil, fmt.Errorf("%w from %s", ErrAuth, h.Sender)
+		return nil, err
+	}
+	return Decode(t, payload)
+}
+
+// OpenInPlace is Open without a copy or a decode: the datagram is
+// decrypted where it lies (destroying it), and the message's type and
+// encoded payload are returned for the caller to decode.
+func (c *Channel) OpenInPlace(h Header) (Type, []byte, error) {
+	return c.open(h.sealed[:0], h)
+}
+
+func (c *Channel) open(dst []byte, h Header) (Type, []byte, error) {
+	n := nonce(h.Counter)
+	plain, err := c.recv.Open(dst, n[:], h.sealed, h.aad)
+	nonces.Put(n)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w from %s", ErrAuth, h.sender)
 	}
 	c.mu.Lock()
 	fresh := c.win.accept(h.Counter)
 	c.mu.Unlock()
 	if !fresh {
-		return nil, fmt.Errorf("%w from %s (counter %d)", ErrReplay, h.Sender, h.Counter)
+		return 0, nil, fmt.Errorf("%w from %s (counter %d)", ErrReplay, h.sender, h.Counter)
 	}
 	if len(plain) == 0 {
-		return nil, fmt.Errorf("%w: sealed datagram without a type", ErrMalformed)
+		return 0, nil, fmt.Errorf("%w: sealed datagram without a type", ErrMalformed)
 	}
 	t := Type(plain[0])
 	switch t {
 	case TypeTimeReq, TypeTimeResp, TypeEchoReq, TypeEchoResp, TypeProbe, TypeProbeAck:
 	default:
 		if t.Known() {
-			return nil, fmt.Errorf("%w: %v is not sent over UDP", ErrMalformed, t)
+			return 0, nil, fmt.Errorf("%w: %v is not sent over UDP", ErrMalformed, t)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrUnknownType, t)
+		return 0, nil, fmt.Errorf("%w: %v", ErrUnknownType, t)
 	}
-	return Decode(t, plain[1:])
+	return t, plain[1:], nil
 }
 
 // windowSize is how far behind the newest counter a datagram may arrive

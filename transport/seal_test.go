@@ -40,7 +40,7 @@ func TestSealRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 		h, err := ParseHeader(p)
-		if err != nil || h.Sender != "alice" {
+		if err != nil || h.Sender() != "alice" {
 			t.Fatalf("%v: header %+v, %v", m.Type(), h, err)
 		}
 		got, err := b.Open(h)

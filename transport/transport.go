@@ -11,7 +11,8 @@ import (
 	"time"
 )
 
-// Packet is one received datagram. Buf is owned by the receiver.
+// Packet is one received datagram. Buf is valid only until the handler it
+// is given to returns: the next datagram is read into the same buffer.
 type Packet struct {
 	Buf  []byte
 	From netip.AddrPort
@@ -142,17 +143,18 @@ func (t *Transport) acceptLoop(ctx context.Context) {
 // socket buffer was full (where the system reports it).
 func (t *Transport) Overruns() uint64 { return t.overruns.Load() }
 
-func (t *Transport) readFrom(buf []byte) (int, []byte, netip.AddrPort, error) {
-	var oob [64]byte
-	n, oobn, _, from, err := t.pc.ReadMsgUDPAddrPort(buf, oob[:])
+func (t *Transport) readFrom(buf, oob []byte) (int, []byte, netip.AddrPort, error) {
+	n, oobn, _, from, err := t.pc.ReadMsgUDPAddrPort(buf, oob)
 	return n, oob[:oobn], from, err
 }
 
 func (t *Transport) readLoop(ctx context.Context, onPacket func(Packet)) {
 	defer t.wg.Done()
-	buf := make([]byte, MaxDatagram+1)
+	// One buffer for every datagram: handlers decode (copying what they
+	// keep) before the next read.
+	buf, oobBuf := make([]byte, MaxDatagram+1), make([]byte, 64)
 	for {
-		n, oob, from, err := t.readFrom(buf)
+		n, oob, from, err := t.readFrom(buf, oobBuf)
 		now := time.Now()
 		t.countDrops(oob)
 		if err != nil {
@@ -163,8 +165,7 @@ func (t *Transport) readLoop(ctx context.Context, onPacket func(Packet)) {
 			// about this socket, so keep reading.
 			continue
 		}
-		// A fresh buffer per packet: the receiver may keep it.
-		onPacket(Packet{Buf: append([]byte(nil), buf[:n]...), From: from, Time: now})
+		onPacket(Packet{Buf: buf[:n], From: from, Time: now})
 	}
 }
 
