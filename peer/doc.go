@@ -28,5 +28,7 @@
 // whoever removes the entry completes it (net/rpc's rule). A reply is
 // accepted only from the peer the request went to. Over UDP each retry is
 // a new request id, so the round trip of the attempt that was answered is
-// known exactly.
+// known exactly. A series of echoes (/echo -n) sends each next echo from
+// the goroutine that read the reply, with no hand-off between echoes; its
+// caller collects the results.
 package peer

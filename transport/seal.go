@@ -64,7 +64,7 @@ func newAEAD(key []byte) (cipher.AEAD, error) {
 // through the AEAD interface and cost an allocation per datagram.
 var nonces = sync.Pool{New: func() any { return new([12]byte) }}
 
-// nonce is the counter as a GCM nonce; give it back with putNonce.
+// nonce is the counter as a GCM nonce, from the pool: Put it back after use.
 func nonce(counter uint64) *[12]byte {
 	n := nonces.Get().(*[12]byte)
 	binary.BigEndian.PutUint64(n[4:], counter) // n[:4] stays zero
