@@ -198,12 +198,11 @@ func netScale(r *report, count, rounds int) error {
 	// Idle: once the burst of handshakes is over and the nodes have
 	// settled (each hands its garbage back after two quiet seconds).
 	time.Sleep(settle)
-	idle := int64(0)
-	for _, p := range ps {
-		if rss, err := p.rss(); err == nil {
-			idle = max(idle, rss)
-		}
+	peaks, err := peakRSS(ps, idleWindow)
+	if err != nil {
+		return err
 	}
+	idle := slices.Max(peaks)
 	var lat []time.Duration
 	for round := 0; round < rounds; round++ {
 		text := fmt.Sprintf("fan-out %d", round)

@@ -156,6 +156,29 @@ func (p *proc) kill() { p.cmd.Process.Kill() }
 // last new peer).
 const settle = 3 * time.Second
 
+// idleWindow is how long idle memory is watched after settle: the figure
+// is the highest reading in it, so that a node caught between two garbage
+// collections, or in a burst of mDNS traffic, counts as it is.
+const idleWindow = 5 * time.Second
+
+// peakRSS reads the resident memory of every process every 250 ms for
+// window and returns each one's highest reading.
+func peakRSS(ps []*proc, window time.Duration) ([]int64, error) {
+	peak := make([]int64, len(ps))
+	for end := time.Now().Add(window); ; time.Sleep(250 * time.Millisecond) {
+		for i, p := range ps {
+			r, err := p.rss()
+			if err != nil {
+				return nil, err
+			}
+			peak[i] = max(peak[i], r)
+		}
+		if time.Now().After(end) {
+			return peak, nil
+		}
+	}
+}
+
 // memory starts count node processes joined to the first, and reads their
 // resident memory idle, then while the first sends chat to all.
 func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) {
@@ -187,18 +210,7 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 		}
 	}
 	time.Sleep(settle)
-	read := func() ([]int64, error) {
-		var out []int64
-		for _, p := range ps {
-			r, err := p.rss()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, r)
-		}
-		return out, nil
-	}
-	if idle, err = read(); err != nil {
+	if idle, err = peakRSS(ps, idleWindow); err != nil {
 		return nil, nil, err
 	}
 	text := fill(200)
@@ -211,6 +223,6 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	loaded, err = read()
+	loaded, err = peakRSS(ps, 0)
 	return idle, loaded, err
 }

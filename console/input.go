@@ -69,7 +69,8 @@ func (c *Console) runLines(ctx context.Context) error {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
-		lr := &lineReader{r: bufio.NewReaderSize(c.cfg.In, 64<<10), max: maxLine}
+		// Longer lines are read in pieces (see lineReader).
+		lr := &lineReader{r: bufio.NewReaderSize(c.cfg.In, 4<<10), max: maxLine}
 		for {
 			line, err := lr.next()
 			select {

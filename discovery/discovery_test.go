@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/grandcat/zeroconf"
 
@@ -87,4 +88,28 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted %+v", ent)
 		}
 	})
+}
+
+// TestGaps: the quiet between browses doubles up to MaxGap and is spread
+// within ±25%.
+func TestGaps(t *testing.T) {
+	want := []time.Duration{FirstGap, 2 * FirstGap, 4 * FirstGap}
+	gap := FirstGap
+	for i, w := range want {
+		if gap != w {
+			t.Fatalf("gap %d = %v, want %v", i, gap, w)
+		}
+		gap = nextGap(gap)
+	}
+	for range 20 {
+		gap = nextGap(gap)
+	}
+	if gap != MaxGap {
+		t.Fatalf("gap after many browses = %v, want MaxGap %v", gap, MaxGap)
+	}
+	for range 1000 {
+		if j := jitter(FirstGap); j < FirstGap*3/4 || j >= FirstGap*5/4 {
+			t.Fatalf("jitter(%v) = %v, outside ±25%%", FirstGap, j)
+		}
+	}
 }

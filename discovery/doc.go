@@ -13,8 +13,12 @@
 //
 // zeroconf reports each instance once per browse and never reports one
 // leaving, so departures are detected by the peer connections, not here.
-// The browse is restarted every BrowseRound, and at once on Rescan (a peer
-// was lost), so that stale entries are queried again. The interfaces are
-// watched: when one appears, comes back up or changes address, the node
-// registers again (announcing itself) and browses again.
+// A browse listens for BrowseRound. The node browses when it starts, then
+// again after gaps that double from FirstGap to MaxGap while it finds no
+// one, and every MaxGap once it has: a newcomer needs no browse by the
+// others, since it finds them with its own and dials them. Rescan (a peer
+// was lost, and again while it is being reconnected) browses at once and
+// starts the gaps over, so that stale entries are queried again. The interfaces are watched: when one appears, comes back
+// up or changes address, the node registers again (announcing itself) and
+// browses again.
 package discovery

@@ -17,7 +17,7 @@ import (
 // it was queued for (delivery is reported by Delivered events).
 type Sent struct {
 	MsgID uint64
-	To    []Info
+	To    []Ref
 }
 
 // Say sends text to every peer, connected or away (it waits in their
@@ -41,7 +41,7 @@ func (n *Node) Say(text string) (Sent, error) {
 			errs = append(errs, err)
 			continue
 		}
-		sent.To = append(sent.To, mb.info())
+		sent.To = append(sent.To, mb.ref())
 	}
 	return sent, errors.Join(errs...)
 }
@@ -62,7 +62,7 @@ func (n *Node) Tell(peerArg, text string) (Sent, error) {
 	if err := mb.queue(m); err != nil {
 		return Sent{}, err
 	}
-	return Sent{MsgID: m.MsgID, To: []Info{mb.info()}}, nil
+	return Sent{MsgID: m.MsgID, To: []Ref{mb.ref()}}, nil
 }
 
 // SetName changes this node's name and tells every peer.

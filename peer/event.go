@@ -25,6 +25,16 @@ type Info struct {
 	LastRTT time.Duration // of the last request answered, 0 if none
 }
 
+// Ref names a peer in the events that come with every message (chat,
+// delivery): its id, and its name and trust at the time. Info, with the
+// connection's state, is for the rarer events; building one for every
+// message cost more than the message did.
+type Ref struct {
+	ID    string
+	Name  string
+	Trust identity.Trust
+}
+
 // ShortID is the first 8 characters of an id, for display.
 func ShortID(id string) string { return identity.Short(id) }
 
@@ -59,13 +69,13 @@ type PeerState struct {
 
 // Delivered: a peer acknowledged a chat message.
 type Delivered struct {
-	Peer  Info
+	Peer  Ref
 	MsgID uint64
 }
 
 // Chat: a chat message arrived.
 type Chat struct {
-	From   Info
+	From   Ref
 	MsgID  uint64
 	Text   string
 	Direct bool

@@ -39,6 +39,10 @@ const (
 	// advertisedFor is how long after its last mDNS sighting a peer
 	// found by mDNS is still worth reconnecting to.
 	advertisedFor = 90 * time.Second
+	// lookAgainEvery: while a peer is being reconnected, discovery looks
+	// for it this often (not only when it was lost), so that a peer still
+	// advertised stays advertised and is not given up.
+	lookAgainEvery = advertisedFor / 3
 	// staleAfter is how old a connection must be before a new one from
 	// the same process replaces it: younger ones are a simultaneous dial.
 	staleAfter = 2 * time.Second
@@ -120,8 +124,8 @@ func (n *Node) attach(p *peer, h transport.Hello, dialed bool) (wasAway bool) {
 	if m.recvSession != h.Session {
 		m.recvSession, m.lastRecv = h.Session, 0
 	}
-	for _, o := range m.outbox {
-		if err := p.conn.Send(o.msg); err != nil {
+	for i := range m.outbox {
+		if err := p.conn.Send(&m.outbox[i].msg); err != nil {
 			p.conn.Close() // as in queue: the next connection resends
 			break
 		}
@@ -165,11 +169,19 @@ func (n *Node) detach(p *peer, bye bool) (reconnecting bool, undelivered int) {
 // either side), it stops being advertised, or the node stops.
 func (n *Node) reconnect(m *member) {
 	defer n.wg.Done()
-	if n.onLost != nil {
-		n.onLost()
+	lookAgain := func() {
+		if n.onLost != nil {
+			n.onLost()
+		}
 	}
+	lookAgain()
+	lookedAt := time.Now()
 	delay := reconnectFirst
 	for {
+		if time.Since(lookedAt) >= lookAgainEvery {
+			lookAgain()
+			lookedAt = time.Now()
+		}
 		// Jitter spreads the redials of many nodes that lost the same
 		// network at the same moment.
 		wait := delay/2 + rand.N(delay)
@@ -231,7 +243,9 @@ func (m *member) queue(msg transport.Chat) error {
 	}
 	m.outbox = append(m.outbox, outMsg{msg: msg, queued: time.Now()})
 	if m.conn != nil {
-		if err := m.conn.conn.Send(msg); err != nil {
+		// By pointer: Send encodes it at once, and a copy in an
+		// interface would cost an allocation per message.
+		if err := m.conn.conn.Send(&m.outbox[len(m.outbox)-1].msg); err != nil {
 			// The message stays in the outbox and goes with the next
 			// connection. This one must not carry later messages: their
 			// cumulative ack would clear this one unsent.
@@ -241,17 +255,27 @@ func (m *member) queue(msg transport.Chat) error {
 	return nil
 }
 
-// acked removes what the peer acknowledged from the outbox and returns it.
-func (m *member) acked(upto uint64) []outMsg {
+// acked removes what the peer acknowledged from the outbox and appends
+// their ids to ids.
+func (m *member) acked(upto uint64, ids []uint64) []uint64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	i := 0
 	for i < len(m.outbox) && m.outbox[i].msg.MsgID <= upto {
+		ids = append(ids, m.outbox[i].msg.MsgID)
 		i++
 	}
-	done := append([]outMsg(nil), m.outbox[:i]...)
-	m.outbox = append(m.outbox[:0], m.outbox[i:]...)
-	return done
+	n := copy(m.outbox, m.outbox[i:])
+	clear(m.outbox[n:]) // let the texts go
+	m.outbox = m.outbox[:n]
+	return ids
+}
+
+// ref names the member for an event.
+func (m *member) ref() Ref {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return Ref{ID: m.id, Name: m.name, Trust: m.trust}
 }
 
 // received records a chat message id from the member and reports whether

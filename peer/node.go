@@ -72,7 +72,9 @@ type Config struct {
 	// measure what they cost; a node never offers it to users.
 	Insecure bool
 	// OnPeerLost is called when a peer's connection is lost without a
-	// goodbye (discovery then looks again at once).
+	// goodbye, and again every lookAgainEvery while it is being
+	// reconnected (discovery then looks again at once). It must not
+	// block.
 	OnPeerLost func()
 	// OnPeerUp is called when a connection to a peer is established; it
 	// must not block.

@@ -346,11 +346,14 @@ func TestMemberBookkeeping(t *testing.T) {
 	if err := m.queue(transport.Chat{MsgID: OutboxLimit + 1}); err == nil || !strings.Contains(err.Error(), "bob") {
 		t.Fatalf("full outbox: %v", err)
 	}
-	if got := m.acked(10); len(got) != 10 || got[9].msg.MsgID != 10 || len(m.outbox) != OutboxLimit-10 {
-		t.Fatalf("acked 10: %d delivered, %d left", len(got), len(m.outbox))
+	if got := m.acked(10, nil); len(got) != 10 || got[0] != 1 || got[9] != 10 || len(m.outbox) != OutboxLimit-10 || m.outbox[0].msg.MsgID != 11 {
+		t.Fatalf("acked 10: %v delivered, %d left", got, len(m.outbox))
 	}
-	if got := m.acked(5); len(got) != 0 {
+	if got := m.acked(5, nil); len(got) != 0 {
 		t.Fatalf("old ack delivered %d", len(got))
+	}
+	if got := m.acked(12, []uint64{99}); len(got) != 3 || got[0] != 99 || got[2] != 12 {
+		t.Fatalf("acked 12 appended to [99]: %v", got)
 	}
 	steps := []struct {
 		id    uint64

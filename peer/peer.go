@@ -35,6 +35,9 @@ type peer struct {
 	// ackDue is the chat id to acknowledge once the input runs dry; only
 	// the read loop uses it.
 	ackDue uint64
+	// acked holds the ids of the messages an ack delivered, for the
+	// reader to report; reused from ack to ack.
+	acked []uint64
 	// lastHeard and lastUDP are when anything (any frame or datagram),
 	// and an authentic datagram, last arrived: Unix nanoseconds.
 	lastHeard, lastUDP atomic.Int64
@@ -172,7 +175,7 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		}
 		fresh, ack := p.m.received(m.MsgID)
 		if fresh {
-			p.n.emit(Chat{From: p.info(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
+			p.n.emit(Chat{From: p.m.ref(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
 		}
 		// Acknowledge duplicates too: the first ack may have been lost.
 		p.ackDue = ack
@@ -181,8 +184,12 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
-		for _, o := range p.m.acked(m.Upto) {
-			p.n.emit(Delivered{Peer: p.info(), MsgID: o.msg.MsgID})
+		p.acked = p.m.acked(m.Upto, p.acked[:0])
+		if len(p.acked) > 0 {
+			who := p.m.ref()
+			for _, id := range p.acked {
+				p.n.emit(Delivered{Peer: who, MsgID: id})
+			}
 		}
 	case transport.TypeBeat:
 		// Only a sign of life: heard above.
@@ -323,6 +330,7 @@ func (p *peer) keep(now time.Time) {
 		return
 	default:
 	}
+	p.conn.Trim(now)
 	if !now.Before(p.nextBeat) {
 		p.n.sendDatagram(p, p.udpTarget(), transport.Probe{Nonce: p.n.nextReq.Add(1)})
 		// Over TCP only while no datagram gets through (UDP blocked,

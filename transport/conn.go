@@ -23,6 +23,17 @@ const (
 	// once. Longer gaps (a typed line) write directly, saving the
 	// hand-off.
 	burstGap = 10 * time.Microsecond
+	// readBuffer is the size of each connection's read buffer. Small,
+	// because a large group holds many idle connections: TLS keeps the
+	// record being read already, so refilling from it costs a copy, not
+	// a system call; frames larger than this are read past it.
+	readBuffer = 512
+	// keepBuffer: a frame buffer larger than this (a peer list, a long
+	// message) is not kept for the next frame once the connection has
+	// gone quiet; see Read and Trim.
+	keepBuffer = 1 << 10
+	// trimAfter is the quiet after which Trim lets large write buffers go.
+	trimAfter = time.Second
 )
 
 // Conn is a framed stream connection. One goroutine (the owner) reads with
@@ -72,7 +83,7 @@ type Conn struct {
 func NewConn(nc net.Conn) *Conn {
 	return &Conn{
 		nc:   nc,
-		br:   bufio.NewReaderSize(nc, 4<<10), // larger frames are read past it
+		br:   bufio.NewReaderSize(nc, readBuffer),
 		done: make(chan struct{}),
 	}
 }
@@ -108,6 +119,11 @@ func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
 			return 0, nil, err
 		}
 		c.readDeadline = deadline
+	}
+	if cap(c.buf) > keepBuffer && c.br.Buffered() == 0 {
+		// The burst that needed it is over: do not hold a large
+		// buffer while waiting, perhaps for a long time.
+		c.buf = nil
 	}
 	t, p, buf, err := ReadFrame(c.br, c.buf)
 	c.buf = buf
@@ -201,6 +217,23 @@ func (c *Conn) writePending(deadline time.Time) error {
 	c.writing = false
 	c.mu.Unlock()
 	return nil
+}
+
+// Trim lets go of large write buffers once the connection has been quiet
+// for trimAfter: a burst grows them, and an idle connection (most of them,
+// in a large group) should not keep them. The owner calls it now and then.
+func (c *Conn) Trim(now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || len(c.pend) > 0 || now.Sub(c.lastWrite) < trimAfter {
+		return
+	}
+	if cap(c.pend) > keepBuffer {
+		c.pend = nil
+	}
+	if cap(c.spare) > keepBuffer {
+		c.spare = nil
+	}
 }
 
 // extendWriteDeadline keeps a write from blocking much longer than
