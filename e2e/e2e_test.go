@@ -465,3 +465,59 @@ func TestIfaceRestriction(t *testing.T) {
 	chat(t, alice, "found you anyway "+nonce(), bob)
 	noPanics(t, alice, bob)
 }
+
+// TestMDNSQuietOnceMeshed: nodes that have found each other stop querying
+// (zeroconf's answers are not suppressed, so on a large LAN every query
+// costs every node an answer from each node); a newcomer still finds them
+// with its own query, and they learn of it over TCP.
+func TestMDNSQuietOnceMeshed(t *testing.T) {
+	lan := newLAN(t, 4)
+	alice := startNode(t, lan.Host(1), "--name", "alice")
+	bob := startNode(t, lan.Host(2), "--name", "bob")
+	carol := startNode(t, lan.Host(3), "--name", "carol")
+	nodes := []*Node{alice, bob, carol}
+	for _, n := range nodes {
+		for _, p := range nodes {
+			if n != p {
+				waitPeerUp(t, n, 0, p, "")
+			}
+		}
+	}
+	// Let the browses that found the others end (a browse listens 3 s).
+	time.Sleep(4 * time.Second)
+	queries := func(frames []Frame) []Frame {
+		var qs []Frame
+		for _, f := range frames {
+			// DNS header: the QR bit clear is a query.
+			if f.isMDNS() && f.DstPort == 5353 && len(f.Payload) >= 12 && f.Payload[2]&0x80 == 0 {
+				qs = append(qs, f)
+			}
+		}
+		return qs
+	}
+	capture := startCapture(t, lan)
+	time.Sleep(8 * time.Second)
+	capture.Stop()
+	if qs := queries(capture.Frames()); len(qs) > 0 {
+		t.Errorf("%d mDNS queries in 8 s from nodes that had found each other, first: %v", len(qs), qs[0])
+	}
+
+	// A newcomer's own query finds them, and they see it at once.
+	capture = startCapture(t, lan)
+	dave := startNode(t, lan.Host(4), "--name", "dave")
+	for _, n := range nodes {
+		waitPeerUp(t, dave, 0, n, "mdns")
+		waitPeerUp(t, n, 0, dave, "")
+	}
+	capture.Stop()
+	var fromDave int
+	for _, f := range queries(capture.Frames()) {
+		if hostAddr(lan.Host(4), f.Src) {
+			fromDave++
+		}
+	}
+	if fromDave == 0 {
+		t.Errorf("no mDNS query seen from the newcomer: the capture should have shown it")
+	}
+	noPanics(t, append(nodes, dave)...)
+}
