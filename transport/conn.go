@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -23,11 +24,14 @@ const (
 	// once. Longer gaps (a typed line) write directly, saving the
 	// hand-off.
 	burstGap = 10 * time.Microsecond
-	// readBuffer is the size of each connection's read buffer. Small,
+	// readBuffer is the size of a TLS connection's read buffer. Small,
 	// because a large group holds many idle connections: TLS keeps the
 	// record being read already, so refilling from it costs a copy, not
-	// a system call; frames larger than this are read past it.
-	readBuffer = 512
+	// a system call; frames larger than this are read past it. A plain
+	// stream (measurements only) has nothing below it: plainReadBuffer
+	// saves it a system call per frame.
+	readBuffer      = 512
+	plainReadBuffer = 4 << 10
 	// keepBuffer: a frame buffer larger than this (a peer list, a long
 	// message) is not kept for the next frame once the connection has
 	// gone quiet; see Read and Trim.
@@ -81,9 +85,13 @@ type Conn struct {
 
 // NewConn wraps nc.
 func NewConn(nc net.Conn) *Conn {
+	size := readBuffer
+	if _, ok := nc.(*tls.Conn); !ok {
+		size = plainReadBuffer
+	}
 	return &Conn{
 		nc:   nc,
-		br:   bufio.NewReaderSize(nc, readBuffer),
+		br:   bufio.NewReaderSize(nc, size),
 		done: make(chan struct{}),
 	}
 }
