@@ -170,15 +170,6 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 	if err != nil {
 		return dist{}, err
 	}
-	const framedN = 200000
-	oneWrite, err := baseline.Framed(h, framedN, o.size, false)
-	if err != nil {
-		return dist{}, err
-	}
-	batched, err := baseline.Framed(h, framedN, o.size, true)
-	if err != nil {
-		return dist{}, err
-	}
 	rt, ru := summarize(echoes.raw[peer.TCP]), summarize(echoes.raw[peer.UDP])
 	for _, tr := range []struct {
 		via string
@@ -215,23 +206,18 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 	ld := summarize(lat)
 	r.add("chat one-way latency p50 (send to event)"+where, us(ld.p50), "µs", us(rt.p50)/2, "raw: half a TCP round trip", nil)
 	r.add("chat one-way latency p99"+where, us(ld.p99), "µs", us(rt.p99)/2, "", nil)
-	rawRate := float64(framedN) / oneWrite.Seconds()
-	rawBatched := float64(framedN) / batched.Seconds()
-	n := int(o.duration.Seconds() * 100000)
-	took, err := chatThroughput(a, b, n, o.size)
+	tp, err := throughputs(a, b, plain, h, o)
 	if err != nil {
 		return dist{}, err
 	}
-	rate := float64(n) / took.Seconds()
+	rawRate := float64(tp.rawN) / tp.oneWrite.Seconds()
+	rawBatched := float64(tp.rawN) / tp.batched.Seconds()
+	rate := float64(tp.chatN) / tp.chat.Seconds()
 	r.add("chat throughput vs one Write per message"+where, rate, "msg/s", rawRate, "≥ 1× raw", yes(rate >= rawRate))
 	r.add("chat throughput vs batched writes"+where, rate, "msg/s", rawBatched, "", nil)
 	r.add("chat throughput"+where, rate*float64(o.size)/1e6, "MB/s", rawRate*float64(o.size)/1e6, "", nil)
 	if withPlain {
-		took, err := chatThroughput(plain[1], plain[0], n, o.size)
-		if err != nil {
-			return dist{}, err
-		}
-		prate := float64(n) / took.Seconds()
+		prate := float64(tp.chatN) / tp.plain.Seconds()
 		r.add("chat throughput, plaintext vs encrypted"+where, prate, "msg/s", rate, "encrypted ≥ plaintext/1.3", yes(prate <= rate*1.3))
 	}
 	return rt, nil

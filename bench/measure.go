@@ -242,3 +242,47 @@ func fanOut(ns []*node, rounds int) ([]time.Duration, error) {
 	}
 	return result(), nil
 }
+
+// throughputTurns: raw and lanchat throughput are measured in alternating
+// turns, as the round trips are (see interleavedEchoes): the rate of a
+// block measured on its own can change by tens of percent with the mode
+// the machine happens to be in.
+const throughputTurns = 5
+
+// throughput holds the time each kind of stream took for its messages,
+// summed over the turns.
+type throughput struct {
+	rawN, chatN                    int
+	oneWrite, batched, chat, plain time.Duration
+}
+
+// throughputs measures, in turns, raw framed messages written one Write
+// each and through a buffer, and chat from a to b, and over the plaintext
+// pair when there is one.
+func throughputs(a, b *node, plain []*node, h baseline.Hosts, o options) (throughput, error) {
+	const rawPerTurn = 200000 / throughputTurns
+	chatPerTurn := int(o.duration.Seconds()*100000) / throughputTurns
+	tp := throughput{rawN: rawPerTurn * throughputTurns, chatN: chatPerTurn * throughputTurns}
+	for turn := 0; turn < throughputTurns; turn++ {
+		d, err := baseline.Framed(h, rawPerTurn, o.size, false)
+		if err != nil {
+			return tp, err
+		}
+		tp.oneWrite += d
+		if d, err = baseline.Framed(h, rawPerTurn, o.size, true); err != nil {
+			return tp, err
+		}
+		tp.batched += d
+		if d, err = chatThroughput(a, b, chatPerTurn, o.size); err != nil {
+			return tp, err
+		}
+		tp.chat += d
+		if plain != nil {
+			if d, err = chatThroughput(plain[1], plain[0], chatPerTurn, o.size); err != nil {
+				return tp, err
+			}
+			tp.plain += d
+		}
+	}
+	return tp, nil
+}
