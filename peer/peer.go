@@ -191,6 +191,9 @@ func (p *peer) handleFrame(t transport.Type, payload []byte, at time.Time) error
 				p.n.emit(Delivered{Peer: who, MsgID: id})
 			}
 		}
+		if cap(p.acked) > 64 {
+			p.acked = nil // a burst's worth: not kept for the quiet after it
+		}
 	case transport.TypeBeat:
 		// Only a sign of life: heard above.
 	case transport.TypePeerList:
