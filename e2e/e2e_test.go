@@ -476,13 +476,7 @@ func TestMDNSQuietOnceMeshed(t *testing.T) {
 	bob := startNode(t, lan.Host(2), "--name", "bob")
 	carol := startNode(t, lan.Host(3), "--name", "carol")
 	nodes := []*Node{alice, bob, carol}
-	for _, n := range nodes {
-		for _, p := range nodes {
-			if n != p {
-				waitPeerUp(t, n, 0, p, "")
-			}
-		}
-	}
+	meshUp(t, nodes...)
 	// Let the browses that found the others end (a browse listens 3 s).
 	time.Sleep(4 * time.Second)
 	queries := func(frames []Frame) []Frame {
