@@ -34,9 +34,11 @@ const (
 	// no known-answer suppression: every query is answered by every
 	// node, to every node, so on a LAN of N nodes each query costs every
 	// node about 2N answers to parse (measured with 64 nodes browsing in
-	// 30 s rounds: 2.5 MB/s of parsing garbage per idle node).
+	// 30 s rounds: 2.5 MB/s of parsing garbage per idle node). MaxGap
+	// also bounds how long two groups that lost each other for longer
+	// than a lost peer is redialled stay apart once they could meet.
 	FirstGap = 2 * time.Second
-	MaxGap   = 2 * time.Minute
+	MaxGap   = time.Minute
 	// AnswerWindow: see Entry.Answer. Answers take well under a
 	// millisecond on a quiet LAN; the window allows for a busy one. A
 	// node that starts within it may be marked too; then both ends dial,
