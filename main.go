@@ -265,7 +265,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	if !o.noMDNS {
 		disc.Store(discovery.Start(nodeCtx, discovery.Config{
 			Name: o.name, ID: node.ID(), Port: tr.TCPPort(), UDPPort: tr.UDPPort(),
-			Ifaces: o.ifaces, Logger: logger,
+			Ifaces: o.ifaces, Logger: logger, Watch: node.Watches,
 		}, func(e discovery.Entry) {
 			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs, Answer: e.Answer})
 		}))

@@ -73,6 +73,12 @@ type Config struct {
 	// appear later); empty means every multicast interface but loopback.
 	Ifaces []string
 	Logger *slog.Logger
+	// Watch, when set, is asked before each periodic browse of a node
+	// that has found others: false skips it. A group needs only a few of
+	// its nodes to keep watching for another group: when one finds it,
+	// the peer lists exchanged at each handshake join the two groups
+	// whole.
+	Watch func() bool
 }
 
 // Timing of the watch loop.
@@ -205,6 +211,9 @@ func (s *Service) run(ctx context.Context) {
 	var (
 		gap  = FirstGap
 		wait bool
+		// foundSome is set when the last browse found other nodes: the
+		// next one is only a periodic look, which Watch may skip.
+		foundSome bool
 	)
 	// answersUntil ends the moments after a (re)registration in which
 	// what the browse sees is mostly the answers to its first query.
@@ -242,6 +251,10 @@ func (s *Service) run(ctx context.Context) {
 			return
 		case <-poll.C:
 		case <-next.C:
+			if foundSome && s.cfg.Watch != nil && !s.cfg.Watch() {
+				next.Reset(jitter(gap))
+				break
+			}
 			wait = false
 		case <-s.rescan:
 			stopRound()
@@ -256,7 +269,8 @@ func (s *Service) run(ctx context.Context) {
 			}
 		case <-roundEnd:
 			round()
-			if *found > 0 {
+			foundSome = *found > 0
+			if foundSome {
 				// Other nodes answered: the ones this browse missed
 				// are introduced by them over TCP, and newcomers dial
 				// this node. Only a network with no one yet is worth

@@ -15,8 +15,9 @@
 // leaving, so departures are detected by the peer connections, not here.
 // A browse listens for BrowseRound. The node browses when it starts, then
 // again after gaps that double from FirstGap to MaxGap while it finds no
-// one, and every MaxGap once it has: a newcomer needs no browse by the
-// others, since it finds them with its own and dials them. Rescan (a peer
+// one, and every MaxGap once it has, if Config.Watch agrees: a newcomer
+// needs no browse by the others, since it finds them with its own and
+// dials them. Rescan (a peer
 // was lost, and again while it is being reconnected) browses at once and
 // starts the gaps over, so that stale entries are queried again. The interfaces are watched: when one appears, comes back
 // up or changes address, the node registers again (announcing itself) and

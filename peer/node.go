@@ -185,6 +185,29 @@ func New(cfg Config) (*Node, error) {
 // ID is this node's id.
 func (n *Node) ID() string { return n.id }
 
+// watchers is how many nodes of a connected group keep browsing for
+// other groups; see Watches.
+const watchers = 2
+
+// Watches reports whether this node is one of the watchers nodes with the
+// lowest ids among itself and its connected peers. Only they need to keep
+// looking for nodes that none of the group knows (a group that lost
+// another for long): one of them finding it is enough, since the peer
+// lists exchanged at each handshake join both groups whole. The others
+// browsing too would cost every node of a large LAN an answer from each
+// node for each of their queries.
+func (n *Node) Watches() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	lower := 0
+	for id := range n.peers {
+		if id < n.id {
+			lower++
+		}
+	}
+	return lower < watchers
+}
+
 // Name is this node's current name.
 func (n *Node) Name() string {
 	n.mu.Lock()

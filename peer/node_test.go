@@ -763,3 +763,30 @@ func TestHoldOff(t *testing.T) {
 		}
 	}
 }
+
+// TestWatches: of a connected group, the nodes with the two lowest ids
+// keep watching for other groups.
+func TestWatches(t *testing.T) {
+	tests := []struct {
+		self  string
+		peers []string
+		want  bool
+	}{
+		{"M", nil, true},
+		{"M", []string{"A"}, true},
+		{"M", []string{"A", "Z"}, true},
+		{"M", []string{"A", "B"}, false},
+		{"A", []string{"B", "C", "D"}, true},
+		{"C", []string{"A", "B", "D"}, false},
+		{"B", []string{"A", "C", "D"}, true},
+	}
+	for _, tt := range tests {
+		n := &Node{id: tt.self, peers: map[string]*peer{}}
+		for _, id := range tt.peers {
+			n.peers[id] = &peer{id: id}
+		}
+		if got := n.Watches(); got != tt.want {
+			t.Errorf("%s with peers %v: Watches() = %v, want %v", tt.self, tt.peers, got, tt.want)
+		}
+	}
+}
