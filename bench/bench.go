@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -289,7 +290,7 @@ func run(o options, progress func(string)) (*report, error) {
 		}
 		for _, count := range o.nodes {
 			progress(fmt.Sprintf("mesh of %d node processes in %d namespaces", count, count))
-			if err := netScale(r, count, 20); err != nil {
+			if err := netScale(r, count, 20, count == slices.Max(o.nodes)); err != nil {
 				return nil, err
 			}
 		}
