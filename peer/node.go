@@ -189,8 +189,8 @@ func (n *Node) ID() string { return n.id }
 // other groups; see Watches.
 const watchers = 2
 
-// Watches reports whether this node is one of the watchers nodes with the
-// lowest ids among itself and its connected peers. Only they need to keep
+// Watches reports whether this node's id is among the lowest watchers
+// ids of itself and its connected peers. Only they need to keep
 // looking for nodes that none of the group knows (a group that lost
 // another for long): one of them finding it is enough, since the peer
 // lists exchanged at each handshake join both groups whole. The others
