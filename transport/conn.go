@@ -3,113 +3,163 @@ package transport
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
-	"runtime"
+	"os"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
+// Defaults of ConnOptions.
 const (
-	// WriteTimeout bounds one write of pending frames to the kernel.
-	WriteTimeout = 10 * time.Second
-	// maxPending bounds the frames waiting to be written; beyond it the
-	// peer is not reading and Send fails.
-	maxPending = 4 << 20
-	// burstGap: a Send this soon after the last write is part of a
-	// burst and is left to a flush goroutine, which writes the burst at
-	// once. Longer gaps (a typed line) write directly, saving the
-	// hand-off.
-	burstGap = 10 * time.Microsecond
-	// readBuffer is the size of a TLS connection's read buffer. Small,
-	// because a large group holds many idle connections: TLS keeps the
-	// record being read already, so refilling from it costs a copy, not
-	// a system call; frames larger than this are read past it. A plain
-	// stream (measurements only) has nothing below it: plainReadBuffer
-	// saves it a system call per frame.
-	readBuffer      = 512
-	plainReadBuffer = 4 << 10
-	// keepBuffer: a frame buffer larger than this (a peer list, a long
-	// message) is not kept for the next frame once the connection has
-	// gone quiet; see Read and Trim.
+	// DefaultQueueLimit bounds the bytes waiting to be written to one
+	// peer.
+	DefaultQueueLimit = 4 << 20
+	// DefaultStallTimeout is how long a peer may accept no data while
+	// some waits for it before the connection is closed (ErrStalled).
+	DefaultStallTimeout = 10 * time.Second
+	// DefaultReadBuffer suits a plain stream: it saves a system call per
+	// small frame. A TLS stream needs less (see ConnOptions.ReadBuffer).
+	DefaultReadBuffer = 4 << 10
+)
+
+const (
+	// controlFrame and controlReserve: frames of at most controlFrame
+	// bytes (acknowledgements, heartbeats, goodbyes, time requests) may
+	// use controlReserve bytes beyond the queue limit, so that a queue
+	// full of chat still carries them, while bounding what a peer that
+	// never reads can make this node hold.
+	controlFrame   = 256
+	controlReserve = 64 << 10
+	// writeChunk is the most handed to one Write: a stall is noticed
+	// as a chunk that does not go out, and the queue's space comes back
+	// as chunks go, not only after a whole batch.
+	writeChunk = 64 << 10
+	// deadlineSlack: the write deadline is moved forward when less than
+	// StallTimeout-deadlineSlack of it is left, not before every write
+	// (each move costs the runtime a poller update).
+	deadlineSlack = 100 * time.Millisecond
+	// keepBuffer: a frame or write buffer larger than this (a peer list,
+	// a long message, a burst) is not kept once the connection has gone
+	// quiet; see Read and Trim.
 	keepBuffer = 1 << 10
 	// trimAfter is the quiet after which Trim lets large write buffers go.
 	trimAfter = time.Second
 )
 
-// Conn is a framed stream connection. One goroutine (the owner) reads with
-// Read; any goroutine may Send. Close and Shutdown may be called more than
-// once and from any goroutine.
+var (
+	// ErrQueueFull is wrapped by Send when a frame does not fit in the
+	// write queue: the peer is reading slower than this node writes, or
+	// not at all. Nothing was queued; OnSpace tells when to try again.
+	ErrQueueFull = errors.New("write queue full")
+	// ErrStalled is wrapped by the error of a connection closed because
+	// the peer accepted no data for the stall timeout while data waited.
+	ErrStalled = errors.New("peer stopped reading")
+)
+
+// ConnOptions tunes a Conn; zero values take the defaults.
+type ConnOptions struct {
+	// ReadBuffer is the size of the read buffer. Over TLS a small one
+	// is enough: TLS keeps the record being read already, so refilling
+	// from it costs a copy, not a system call, and a large group holds
+	// many idle connections.
+	ReadBuffer int
+	// QueueLimit bounds the bytes queued and being written.
+	QueueLimit int
+	// StallTimeout: see DefaultStallTimeout.
+	StallTimeout time.Duration
+}
+
+// Conn is a framed stream connection. One goroutine, the owner, reads
+// with Read. Any goroutine may Send: Send encodes the frame into the
+// connection's write queue and returns at once, never waiting on the
+// network. A writer goroutine, started when the queue becomes non-empty,
+// writes until it is empty and then exits: an idle connection holds no
+// writer, and a burst goes out in a few large writes. The owner may
+// instead write a reply itself (Reply), which saves the hand-off to a
+// writer when nothing else is being written.
 //
-// Writes combine: a Send on an idle connection writes its frame at once,
-// in the caller's goroutine (no hand-off, the fastest round trip); Sends
-// that arrive while a write is under way only append to the pending
-// buffer, and the writing caller writes everything pending before it
-// returns. So a burst of messages goes out in a few large writes, not one
-// system call each.
+// The queue is bounded in bytes (ConnOptions.QueueLimit). A frame that
+// does not fit is refused with ErrQueueFull; once the queue has drained
+// to half, the function given to OnSpace is called. When the peer accepts
+// no data for ConnOptions.StallTimeout while some waits, the connection
+// is closed and Err wraps ErrStalled.
+//
+// Close, Shutdown and FlushClose may be called more than once and from
+// any goroutine; Close never writes, so it never blocks on the peer.
 type Conn struct {
-	nc  net.Conn
-	br  *bufio.Reader
-	buf []byte
+	nc net.Conn
+	// raw is what Close closes: the stream under TLS, since closing a
+	// TLS connection first writes an alert, which blocks when the peer
+	// has stopped reading.
+	raw   io.Closer
+	opts  ConnOptions
+	br    *bufio.Reader
+	buf   []byte // the frame being read; owner only
+	reply []byte // Reply's frame; owner only
 	// readDeadline is the deadline last set, so it is set only when it
 	// changes: each change costs the runtime a poller update.
 	readDeadline time.Time
-	// readSinceWrite is set when a frame has been read since the last
-	// write ended: a Send then answers it, or follows its answer.
-	readSinceWrite atomic.Bool
+	// writeDeadline is the write deadline in force; only the side that
+	// holds writing uses it.
+	writeDeadline time.Time
+	wg            sync.WaitGroup // the writer goroutine
 
 	mu sync.Mutex // protects following
-	// pend holds encoded frames not yet written; spare is the other
-	// buffer, swapped in while pend is being written.
+	// pend holds encoded frames not yet taken by a writer; spare is the
+	// other buffer, swapped in while pend is being written.
 	pend, spare []byte
-	// writing is set while a caller is writing pending frames.
+	// inflight is how many bytes taken by the writer are not written yet.
+	inflight int
+	// writing is set while a writer goroutine, or the owner in Reply,
+	// holds the stream's write side.
 	writing bool
-	// writeDeadline is the write deadline in force, moved forward at most
-	// once a second rather than for every write.
-	writeDeadline time.Time
-	// stopping refuses new frames (Shutdown); closed is set by Close.
-	stopping, closed bool
+	// idle, when not nil, is closed when writing ends: Shutdown and
+	// FlushClose wait on it. It is made only by them, so that writes
+	// cost no allocation.
+	idle chan struct{}
+	// full is set when a Send was refused; onSpace is due once the
+	// queue drains to half.
+	full    bool
+	onSpace func()
+	// stopping refuses new frames (Shutdown, FlushClose); halfClose asks
+	// the writer to close the write side once the queue is written.
+	stopping, halfClose bool
+	closed              bool
 	// err is what broke writing, if anything did.
 	err error
-	// lastWrite is when the last write ended.
-	lastWrite time.Time
-	// flushing is set from starting a flush goroutine until it runs.
-	flushing bool
+	// lastWrite is when the last write ended; waiting is when the queue
+	// last went from empty to not empty.
+	lastWrite, waiting time.Time
 
 	done      chan struct{} // closed by Close
 	closeOnce sync.Once
 }
 
-// NewConn wraps nc.
-func NewConn(nc net.Conn) *Conn {
-	size := readBuffer
-	if _, ok := nc.(*tls.Conn); !ok {
-		size = plainReadBuffer
+// NewConn wraps nc, which the Conn owns from now on.
+func NewConn(nc net.Conn, opts ConnOptions) *Conn {
+	if opts.ReadBuffer <= 0 {
+		opts.ReadBuffer = DefaultReadBuffer
+	}
+	if opts.QueueLimit <= 0 {
+		opts.QueueLimit = DefaultQueueLimit
+	}
+	if opts.StallTimeout <= 0 {
+		opts.StallTimeout = DefaultStallTimeout
+	}
+	var raw io.Closer = nc
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		raw = u.NetConn()
 	}
 	return &Conn{
 		nc:   nc,
-		br:   bufio.NewReaderSize(nc, size),
+		raw:  raw,
+		opts: opts,
+		br:   bufio.NewReaderSize(nc, opts.ReadBuffer),
 		done: make(chan struct{}),
 	}
-}
-
-// flush writes a burst: started by a Send that found a write just done,
-// it yields once so that the sender can add more, then writes all
-// pending. It lives only as long as the burst (an idle connection has no
-// goroutine of its own besides its reader); a write it is blocked in ends
-// with Close at the latest.
-func (c *Conn) flush() {
-	runtime.Gosched()
-	c.mu.Lock()
-	c.flushing = false
-	if c.writing || len(c.pend) == 0 || c.closed {
-		c.mu.Unlock()
-		return
-	}
-	c.writePending(time.Time{})
 }
 
 // RemoteAddr is the address of the other end.
@@ -117,6 +167,15 @@ func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
 
 // LocalAddr is the address of this end.
 func (c *Conn) LocalAddr() net.Addr { return c.nc.LocalAddr() }
+
+// OnSpace sets the function called, on the writer goroutine and with no
+// lock of the Conn held, when the queue has drained to half its limit
+// after a Send was refused. It may Send.
+func (c *Conn) OnSpace(f func()) {
+	c.mu.Lock()
+	c.onSpace = f
+	c.mu.Unlock()
+}
 
 // Read reads the next frame. The payload is valid until the next Read. A
 // non-zero deadline bounds the wait; zero waits for ever (the connection's
@@ -128,16 +187,18 @@ func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
 		}
 		c.readDeadline = deadline
 	}
-	if cap(c.buf) > keepBuffer && c.br.Buffered() == 0 {
-		// The burst that needed it is over: do not hold a large
-		// buffer while waiting, perhaps for a long time.
-		c.buf = nil
+	if c.br.Buffered() == 0 {
+		// The burst that needed them is over: do not hold large
+		// buffers while waiting, perhaps for a long time.
+		if cap(c.buf) > keepBuffer {
+			c.buf = nil
+		}
+		if cap(c.reply) > keepBuffer {
+			c.reply = nil
+		}
 	}
 	t, p, buf, err := ReadFrame(c.br, c.buf)
 	c.buf = buf
-	if err == nil {
-		c.readSinceWrite.Store(true)
-	}
 	return t, p, err
 }
 
@@ -146,85 +207,256 @@ func (c *Conn) Read(deadline time.Time) (Type, []byte, error) {
 // frames will make redundant.
 func (c *Conn) Buffered() bool { return c.br.Buffered() > 0 }
 
-// Send writes m, or adds it to what the caller writing now will write. It
-// fails once the connection is closed or broken, or when the peer has
-// stopped reading and maxPending bytes wait.
+// Send queues m for the writer and returns at once. It fails when the
+// connection is closed or broken, is shutting down, or when m does not
+// fit in the queue (ErrQueueFull; nothing was queued).
 func (c *Conn) Send(m Message) error {
 	c.mu.Lock()
-	switch {
-	case c.err != nil:
-		err := c.err
+	err := c.queueLocked(m)
+	if err == nil && !c.writing {
+		c.startWriterLocked()
+	}
+	c.mu.Unlock()
+	return err
+}
+
+// Reply sends m from the owner's goroutine (the reader), typically a
+// reply to the frame just read: when nothing else is queued or being
+// written, the owner writes it itself, with no hand-off to a writer
+// goroutine; otherwise it is queued as by Send. While the peer does not
+// read, this blocks the owner's reading too, for StallTimeout at most.
+// Only the goroutine that calls Read may call Reply.
+func (c *Conn) Reply(m Message) error {
+	c.mu.Lock()
+	if err := c.refuseLocked(); err != nil {
 		c.mu.Unlock()
 		return err
+	}
+	if c.writing || len(c.pend) > 0 {
+		err := c.queueLocked(m)
+		if err == nil && !c.writing {
+			c.startWriterLocked()
+		}
+		c.mu.Unlock()
+		return err
+	}
+	var err error
+	if c.reply, err = AppendFrame(c.reply[:0], m); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	c.writing = true
+	c.mu.Unlock()
+
+	_, err = c.write(c.reply)
+
+	c.mu.Lock()
+	c.lastWrite = time.Now()
+	if err != nil {
+		err = c.failLocked(err)
+		c.mu.Unlock()
+		c.raw.Close()
+		return err
+	}
+	if len(c.pend) > 0 || c.halfClose {
+		// Frames were queued meanwhile: they are the writer's.
+		c.startWriterLocked()
+	} else {
+		c.endWritingLocked()
+	}
+	c.mu.Unlock()
+	return nil
+}
+
+// refuseLocked returns why nothing more can be queued, if so.
+func (c *Conn) refuseLocked() error {
+	switch {
+	case c.err != nil:
+		return c.err
 	case c.closed || c.stopping:
-		c.mu.Unlock()
 		return ErrClosed
-	case len(c.pend) > maxPending:
-		c.mu.Unlock()
-		return fmt.Errorf("send %v: peer is not reading (%d bytes waiting)", m.Type(), maxPending)
+	}
+	return nil
+}
+
+// queueLocked encodes m at the end of the queue, within the limit.
+func (c *Conn) queueLocked(m Message) error {
+	if err := c.refuseLocked(); err != nil {
+		return err
 	}
 	start := len(c.pend)
 	var err error
 	if c.pend, err = AppendFrame(c.pend, m); err != nil {
 		c.pend = c.pend[:start]
-		c.mu.Unlock()
 		return err
 	}
-	if c.writing {
-		c.mu.Unlock()
-		return nil
+	n := len(c.pend) - start
+	queued := start + c.inflight
+	if queued == 0 {
+		c.waiting = time.Now()
 	}
-	// A Send soon after the last write is part of a burst, unless a
-	// frame came in between: then it is a reply, or a request after a
-	// reply, and waiting would add to a round trip.
-	if time.Since(c.lastWrite) < burstGap && !c.readSinceWrite.Load() {
-		if !c.flushing {
-			c.flushing = true
-			go c.flush()
-		}
-		c.mu.Unlock()
-		return nil
+	limit := c.opts.QueueLimit
+	if n <= controlFrame {
+		limit += controlReserve
 	}
-	return c.writePending(time.Time{})
+	// A frame larger than the limit still goes when nothing waits, so
+	// that a small limit (tests) never blocks a connection for good.
+	if queued > 0 && queued+n > limit {
+		c.pend = c.pend[:start]
+		c.full = true
+		return fmt.Errorf("send %v: %w: %d bytes wait for the peer already", m.Type(), ErrQueueFull, queued)
+	}
+	return nil
 }
 
-// writePending writes pending frames until none is left. It is called
-// with mu held and writing unset, and returns with mu released. A
-// non-zero deadline replaces the usual WriteTimeout.
-func (c *Conn) writePending(deadline time.Time) error {
+// Queued is how many bytes wait to be written.
+func (c *Conn) Queued() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pend) + c.inflight
+}
+
+// Waiting is how long queued data has waited without any of it being
+// written, at now: 0 when nothing waits.
+func (c *Conn) Waiting(now time.Time) time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.pend)+c.inflight == 0 {
+		return 0
+	}
+	return now.Sub(later(c.lastWrite, c.waiting))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// startWriterLocked hands the write side to a new writer goroutine.
+func (c *Conn) startWriterLocked() {
 	c.writing = true
-	for len(c.pend) > 0 {
+	c.wg.Add(1)
+	go c.writeLoop()
+}
+
+// endWritingLocked gives the write side up and wakes whoever waits for it.
+func (c *Conn) endWritingLocked() {
+	c.writing = false
+	if c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+}
+
+// writeLoop writes the queue until it is empty, then half-closes if
+// Shutdown asked for it, and exits.
+func (c *Conn) writeLoop() {
+	defer c.wg.Done()
+	c.mu.Lock()
+	for len(c.pend) > 0 && c.err == nil && !c.closed {
 		out := c.pend
 		c.pend, c.spare = c.spare[:0], nil
-		if deadline.IsZero() {
-			c.extendWriteDeadline()
-		} else {
-			c.nc.SetWriteDeadline(deadline)
-			c.writeDeadline = deadline
-		}
+		c.inflight = len(out)
 		c.mu.Unlock()
-		_, err := c.nc.Write(out)
+		err := c.writeOut(out)
 		c.mu.Lock()
-		c.lastWrite = time.Now()
-		c.readSinceWrite.Store(false)
-		c.spare = out[:0]
+		c.inflight = 0
+		if cap(out) <= 2*c.opts.QueueLimit {
+			c.spare = out[:0]
+		}
 		if err != nil {
-			if c.err == nil {
-				c.err = fmt.Errorf("write to %v: %w", c.nc.RemoteAddr(), err)
-			}
-			c.writing = false
-			c.pend = nil
-			err = c.err
+			c.failLocked(err)
 			c.mu.Unlock()
-			// A broken stream cannot be resumed: close it, so that its
-			// reader stops too.
-			c.nc.Close()
-			return err
+			// A broken stream cannot be resumed: close it, so that
+			// its reader stops too.
+			c.raw.Close()
+			c.mu.Lock()
+			break
 		}
 	}
-	c.writing = false
+	half := c.halfClose && c.err == nil && !c.closed
+	c.halfClose = false
+	if !half {
+		c.endWritingLocked()
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Unlock()
+	// The queue is written: tell the peer nothing more comes. Over TLS
+	// this writes an alert, so it too may wait on the peer; Close ends
+	// the wait.
+	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
+		c.extendWriteDeadline()
+		cw.CloseWrite()
+	}
+	c.mu.Lock()
+	c.endWritingLocked()
+	c.mu.Unlock()
+}
+
+// writeOut writes one batch in chunks, giving queue space back as each
+// goes and calling onSpace when it is due.
+func (c *Conn) writeOut(out []byte) error {
+	for len(out) > 0 {
+		n, err := c.write(out[:min(len(out), writeChunk)])
+		out = out[n:]
+		c.mu.Lock()
+		c.lastWrite = time.Now()
+		c.inflight = len(out)
+		var space func()
+		if c.full && err == nil && len(c.pend)+c.inflight <= c.opts.QueueLimit/2 {
+			c.full, space = false, c.onSpace
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if space != nil {
+			space()
+		}
+	}
 	return nil
+}
+
+// write writes b under a deadline that keeps a stall from lasting more
+// than StallTimeout; it is called by whoever holds writing.
+func (c *Conn) write(b []byte) (int, error) {
+	c.extendWriteDeadline()
+	n, err := c.nc.Write(b)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: it accepted no data for %v", ErrStalled, c.opts.StallTimeout)
+	}
+	return n, err
+}
+
+// extendWriteDeadline moves the write deadline to StallTimeout from now
+// when less than that, by deadlineSlack, is left.
+func (c *Conn) extendWriteDeadline() {
+	now := time.Now()
+	if c.writeDeadline.Sub(now) < c.opts.StallTimeout-deadlineSlack {
+		c.writeDeadline = now.Add(c.opts.StallTimeout)
+		c.nc.SetWriteDeadline(c.writeDeadline)
+	}
+}
+
+// failLocked records what broke writing and drops what was queued. The
+// caller closes the stream, outside the lock.
+func (c *Conn) failLocked(err error) error {
+	if c.err == nil {
+		c.err = fmt.Errorf("write to %v: %w", c.nc.RemoteAddr(), err)
+	}
+	c.pend, c.spare = nil, nil
+	c.endWritingLocked()
+	return c.err
+}
+
+// Err is what broke writing, nil if nothing did.
+func (c *Conn) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // Trim lets go of large write buffers once the connection has been quiet
@@ -244,41 +476,48 @@ func (c *Conn) Trim(now time.Time) {
 	}
 }
 
-// extendWriteDeadline keeps a write from blocking much longer than
-// WriteTimeout; it runs under mu, by the writing caller.
-func (c *Conn) extendWriteDeadline() {
-	now := time.Now()
-	if c.writeDeadline.Sub(now) < WriteTimeout-time.Second {
-		c.writeDeadline = now.Add(WriteTimeout)
-		c.nc.SetWriteDeadline(c.writeDeadline)
-	}
-}
-
-// flushAll writes whatever is pending, waiting for a writer under way to
-// finish first, within deadline. It refuses further frames.
-func (c *Conn) flushAll(deadline time.Time) {
+// drain refuses further frames and waits, until deadline at most, for
+// what is queued to be written. It reports whether it was.
+func (c *Conn) drain(ctx context.Context, halfClose bool) bool {
 	c.mu.Lock()
 	c.stopping = true
-	for c.writing && time.Now().Before(deadline) {
+	if c.err != nil || c.closed {
 		c.mu.Unlock()
-		time.Sleep(time.Millisecond)
-		c.mu.Lock()
+		return false
 	}
-	if c.writing || c.err != nil || c.closed || len(c.pend) == 0 {
+	if halfClose {
+		c.halfClose = true
+		if !c.writing {
+			c.startWriterLocked()
+		}
+	}
+	if !c.writing {
 		c.mu.Unlock()
-		return
+		return true
 	}
-	c.writePending(deadline)
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	select {
+	case <-idle:
+		return c.Err() == nil
+	case <-ctx.Done():
+		return false
+	}
 }
 
-// Close closes the connection at once, dropping pending frames.
+// Close closes the connection at once, dropping what is queued. It does
+// not wait for the writer (see Wait).
 func (c *Conn) Close() error {
 	var err error
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closed = true
+		c.pend, c.spare = nil, nil
 		c.mu.Unlock()
-		err = c.nc.Close()
+		err = c.raw.Close()
 		close(c.done)
 	})
 	if errors.Is(err, net.ErrClosed) {
@@ -287,20 +526,17 @@ func (c *Conn) Close() error {
 	return err
 }
 
-// Shutdown writes what is pending, half-closes, and waits for the reader
+// Wait waits for the writer goroutine, if one runs, to exit. After Close
+// that is prompt: its write fails.
+func (c *Conn) Wait() { c.wg.Wait() }
+
+// Shutdown writes what is queued, half-closes, and waits for the reader
 // to see the peer close (the reader then calls Close), until ctx is done
-// at most; then the connection is closed at once. Half-closing and waiting
-// matters: closing with unread input would send a reset that can destroy
-// the frames just written before the peer reads them.
+// at most; then the connection is closed at once. Half-closing and
+// waiting matters: closing with unread input would send a reset that can
+// destroy the frames just written before the peer reads them.
 func (c *Conn) Shutdown(ctx context.Context) error {
-	deadline, ok := ctx.Deadline()
-	if !ok {
-		deadline = time.Now().Add(WriteTimeout)
-	}
-	c.flushAll(deadline)
-	if cw, ok := c.nc.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
+	c.drain(ctx, true)
 	select {
 	case <-c.done:
 		return nil
@@ -310,9 +546,11 @@ func (c *Conn) Shutdown(ctx context.Context) error {
 	}
 }
 
-// FlushClose writes what is pending (waiting at most timeout) and closes,
+// FlushClose writes what is queued (waiting at most timeout) and closes,
 // without waiting for the peer: for refusing a connection with a reason.
 func (c *Conn) FlushClose(timeout time.Duration) {
-	c.flushAll(time.Now().Add(timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c.drain(ctx, false)
 	c.Close()
 }

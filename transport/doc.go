@@ -27,8 +27,13 @@
 // uvarint length followed by the bytes. Decoders ignore trailing bytes, so
 // a message may grow new fields at its end without a version bump.
 //
-// Conn wraps an accepted or dialled stream (TLS in practice): reads are
-// done by its owner; writes combine, so that a frame sent on an idle
-// connection is written at once by its sender, while a burst of frames
-// goes out in a few large writes.
+// # Connections
+//
+// Conn wraps an accepted or dialled stream (TLS in practice). Its owner
+// reads; Send only appends to a write queue bounded in bytes and returns
+// at once. A writer goroutine exists while the queue is not empty and
+// writes it in large writes; the owner may write a reply itself when
+// nothing else is queued (the fastest round trip). A peer that accepts no
+// data for the stall timeout while some waits has its connection closed
+// (ErrStalled); Close never writes, so it never waits on the peer.
 package transport

@@ -26,9 +26,6 @@ type Transport struct {
 	pc      *net.UDPConn
 	streams chan net.Conn
 
-	// in runs what opens a socket (see ListenIn).
-	in func(func() error) error
-
 	closed   atomic.Bool
 	overruns atomic.Uint64
 	wg       sync.WaitGroup
@@ -36,26 +33,7 @@ type Transport struct {
 
 // Listen binds TCP and UDP. With port 0 the OS chooses the TCP port and UDP
 // takes the same number when it is free. Nothing runs until Serve.
-func Listen(port int) (*Transport, error) {
-	return ListenIn(port, func(f func() error) error { return f() })
-}
-
-// ListenIn is Listen with every socket, the connections Dial opens
-// included, opened by in: for putting a transport in another network
-// namespace than the process's (the bench measures between namespaces in
-// one process so).
-func ListenIn(port int, in func(func() error) error) (t *Transport, err error) {
-	err = in(func() error {
-		t, err = listen(port)
-		return err
-	})
-	if t != nil {
-		t.in = in
-	}
-	return t, err
-}
-
-func listen(port int) (t *Transport, err error) {
+func Listen(port int) (t *Transport, err error) {
 	if port < 0 || port > 65535 {
 		return nil, fmt.Errorf("port %d out of range 0-65535", port)
 	}
@@ -180,10 +158,7 @@ func (t *Transport) WriteTo(b []byte, to netip.AddrPort) error {
 // Dial opens a TCP connection to addr ("host:port") within timeout.
 func (t *Transport) Dial(ctx context.Context, addr string, timeout time.Duration) (c net.Conn, err error) {
 	d := net.Dialer{Timeout: timeout, KeepAlive: 15 * time.Second}
-	t.in(func() error {
-		c, err = d.DialContext(ctx, "tcp", addr)
-		return err
-	})
+	c, err = d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", addr, err)
 	}
