@@ -229,7 +229,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	var disc atomic.Pointer[discovery.Service]
 	peerUp := make(chan struct{}, 1)
 	node, err := peer.New(peer.Config{
-		Identity: ident, Known: known, Name: o.name, Transport: tr, Logger: logger,
+		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger,
 		OnPeerLost: func() {
 			if d := disc.Load(); d != nil {
 				d.Rescan()
@@ -246,7 +246,9 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		return err
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGHUP (a closed terminal, a dropped ssh session) leaves as gracefully
+	// as SIGTERM and Ctrl-C: peers and mDNS get their goodbyes.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	defer stopNode()

@@ -257,6 +257,15 @@ func run(o options, progress func(string)) (*report, error) {
 		}
 	}
 
+	progress("chat to a healthy peer while another is stopped (SIGSTOP)")
+	running, stopped, err := stalledPeer(min(o.samples, 1000), o.size)
+	if err != nil {
+		return nil, err
+	}
+	sr, ss := summarize(running), summarize(stopped)
+	r.add("chat one-way latency p50, a third peer stopped", us(ss.p50), "µs", us(sr.p50), "", nil)
+	r.add("chat one-way latency p99, a third peer stopped", us(ss.p99), "µs", us(sr.p99), "≤ 2× with it running", yes(ss.p99 <= 2*sr.p99))
+
 	for _, count := range o.nodes {
 		progress(fmt.Sprintf("in-process mesh of %d nodes and fan-out", count))
 		ns, took, err := mesh(count, false, 60*time.Second)

@@ -1,40 +1,36 @@
-package peer
+package bench
 
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"lanchat/bench/baseline"
+	"lanchat/peer"
 )
 
-// Each lanchat benchmark has a raw-socket twin on the same loopback path;
-// compare ns/op of the pair (benchstat, or the README table).
+// Micro-benchmarks: each lanchat benchmark has a raw-socket twin on the
+// same loopback path; compare ns/op of the pair (benchstat).
 
 var payload64 = make([]byte, 64)
 
-// benchNodes starts two connected nodes; b's events are drained (or
-// counted by the caller through n.events).
-func benchNodes(b *testing.B, insecure bool) (*testNode, *testNode) {
-	a, c := startNodeWith(b, "alice", insecure), startNodeWith(b, "bob", insecure)
-	if _, err := a.Connect(context.Background(), c.addr(), ViaManual, ""); err != nil {
+// benchNodes starts two connected nodes on loopback, n0 and n1, with a
+// working datagram channel; they stop when the benchmark ends.
+func benchNodes(b *testing.B, insecure bool) (*node, *node) {
+	ns, err := pair(baseline.Loopback, insecure)
+	if err != nil {
 		b.Fatal(err)
 	}
-	deadline := time.Now().Add(wait)
-	for len(a.Peers()) == 0 || len(c.Peers()) == 0 || c.Peers()[0].UDP != "ok" || a.Peers()[0].UDP != "ok" {
-		if time.Now().After(deadline) {
-			b.Fatal("nodes did not connect")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return a, c
+	b.Cleanup(func() { stopAll(ns) })
+	return ns[1], ns[0]
 }
 
 // BenchmarkEcho: /echo round trips with 64 bytes, with encryption (TLS,
 // sealed datagrams) and without, to show what it costs.
 func BenchmarkEcho(b *testing.B) {
-	for _, via := range []string{TCP, UDP} {
+	for _, via := range []string{peer.TCP, peer.UDP} {
 		b.Run(via+"/encrypted", func(b *testing.B) { benchEcho(b, via, false) })
 		b.Run(via+"/plaintext", func(b *testing.B) { benchEcho(b, via, true) })
 	}
@@ -45,7 +41,7 @@ func benchEcho(b *testing.B, via string, insecure bool) {
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, err := a.Echo(ctx, "bob", via, payload64); err != nil {
+		if _, err := a.Echo(ctx, "n0", via, payload64); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -54,13 +50,13 @@ func benchEcho(b *testing.B, via string, insecure bool) {
 // BenchmarkEchoSeries: one op is one echo of /echo -n, sent by the
 // connection's reader as the previous reply comes in.
 func BenchmarkEchoSeries(b *testing.B) {
-	for _, via := range []string{TCP, UDP} {
+	for _, via := range []string{peer.TCP, peer.UDP} {
 		b.Run(via, func(b *testing.B) {
 			a, _ := benchNodes(b, false)
 			b.ReportAllocs()
 			b.ResetTimer()
 			for done := 0; done < b.N; {
-				r, err := a.EchoSeries(context.Background(), "bob", via, payload64, min(b.N-done, MaxSeries), nil)
+				r, err := a.EchoSeries(context.Background(), "n0", via, payload64, min(b.N-done, peer.MaxSeries), nil)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -95,25 +91,12 @@ func benchChat(b *testing.B, insecure bool) {
 	b.SetBytes(64)
 	b.ResetTimer()
 	done := make(chan struct{})
-	go func() {
-		for got := 0; got < b.N; {
-			if _, ok := (<-c.events).(Chat); ok {
-				got++
-			}
+	var got atomic.Int64
+	c.on(func(e peer.Event, _ time.Time) {
+		if _, ok := e.(peer.Chat); ok && got.Add(1) == int64(b.N) {
+			close(done)
 		}
-		close(done)
-	}()
-	// The sender's events (a delivery report per message) are read too:
-	// a node whose events nobody reads stops.
-	go func() {
-		for {
-			select {
-			case <-a.events:
-			case <-done:
-				return
-			}
-		}
-	}()
+	})
 	for i := 0; i < b.N; i++ {
 		// As fast as lanchat takes them: a full outbox (1000 waiting
 		// for their acknowledgement) is waited out.
@@ -122,7 +105,7 @@ func benchChat(b *testing.B, insecure bool) {
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, ErrOutboxFull) {
+			if !errors.Is(err, peer.ErrOutboxFull) {
 				b.Fatal(err)
 			}
 			time.Sleep(50 * time.Microsecond)

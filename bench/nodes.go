@@ -32,12 +32,16 @@ func startNode(name string, insecure bool) (*node, error) {
 
 // startNodeOn starts a node whose sockets belong to host i of h.
 func startNodeOn(h baseline.Hosts, i int, name string, insecure bool) (*node, error) {
-	tr, err := transport.ListenIn(0, func(f func() error) error { return h.On(i, f) })
+	hn, err := listenOn(h, i)
 	if err != nil {
 		return nil, err
 	}
-	pn, err := peer.New(peer.Config{Name: name, Transport: tr, Insecure: insecure,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	tr := hn.Transport
+	cfg := peer.Config{Name: name, Network: hn, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if insecure {
+		cfg.Secure = plainSecurer{}
+	}
+	pn, err := peer.New(cfg)
 	if err != nil {
 		tr.Close()
 		return nil, err
@@ -108,7 +112,7 @@ func mesh(count int, insecure bool, timeout time.Duration) ([]*node, time.Durati
 			ps := n.Peers()
 			up := 0
 			for _, p := range ps {
-				if p.TCP == "up" {
+				if p.State == peer.Up {
 					up++
 				}
 			}
@@ -159,7 +163,7 @@ func waitUDP(ns []*node, timeout time.Duration) error {
 			ps := n.Peers()
 			ok := len(ps) > 0
 			for _, p := range ps {
-				if p.UDP != "ok" {
+				if p.UDP != peer.UDPOK {
 					ok = false
 				}
 			}

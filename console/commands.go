@@ -354,11 +354,11 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 			rtt = fmtDur(p.LastRTT)
 		}
 		fmt.Fprintf(&b, "%-20s %-8s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Trust, p.Via, p.Addr,
-			p.TCP, p.UDP, p.UDPAddr, rtt, p.Since.Format("15:04:05"), time.Since(p.Since).Round(time.Second))
+			p.State, p.UDP, p.UDPAddr, rtt, p.Since.Format("15:04:05"), time.Since(p.Since).Round(time.Second))
 		list = append(list, map[string]any{
-			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.TCP, "udp": p.UDP,
-			"via": p.Via, "since": p.Since.Format(time.RFC3339Nano), "rtt_ms": ms(p.LastRTT),
-			"trust": p.Trust.String(), "fingerprint": p.Fingerprint, "pending": p.Pending,
+			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.State.String(), "udp": p.UDP.String(),
+			"via": p.Via.String(), "since": p.Since.Format(time.RFC3339Nano), "rtt_ms": ms(p.LastRTT),
+			"trust": p.Trust.String(), "fingerprint": p.Fingerprint, "pending": p.Pending, "queued": p.Queued,
 		})
 	}
 	if list == nil {
@@ -466,14 +466,14 @@ func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
 	total := 0
 	for _, p := range pending {
 		total += len(p.Messages)
-		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.TCP, len(p.Messages))
+		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, len(p.Messages))
 		var msgs []map[string]any
 		for _, m := range p.Messages {
 			age := time.Since(m.Queued)
 			fmt.Fprintf(&b, "  #%d %s ago: %s\n", m.MsgID, age.Round(100*time.Millisecond), preview([]byte(m.Text)))
 			msgs = append(msgs, map[string]any{"msg_id": m.MsgID, "text": m.Text, "direct": m.Direct, "age_ms": ms(age)})
 		}
-		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.TCP, "messages": msgs})
+		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.State.String(), "messages": msgs})
 	}
 	if total == 0 {
 		b.WriteString("every message has been delivered")

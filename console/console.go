@@ -30,7 +30,7 @@ type Node interface {
 	PeerNames() []string
 	Stats() peer.Stats
 	SetName(name string) error
-	Connect(ctx context.Context, addr, via, expectID string) (peer.Info, error)
+	Connect(ctx context.Context, addr string, via peer.Via, expectID string) (peer.Info, error)
 	Events() <-chan peer.Event
 	Whoami() peer.Whoami
 	Trust(idPrefix string) (peer.Info, error)
@@ -198,7 +198,7 @@ func (c *Console) show(ev peer.Event) {
 		if e.Back {
 			verb = "is back,"
 		}
-		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via},
+		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via.String()},
 			{"trust", e.Peer.Trust.String()}, {"fingerprint", e.Peer.Fingerprint}, {"back", e.Back}},
 			fmt.Sprintf("* %s %s from %s via %s (%s)", who(e.Peer), verb, e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
 	case peer.PeerDown:
@@ -213,10 +213,10 @@ func (c *Console) show(ev peer.Event) {
 			{"reconnecting", e.Reconnecting}, {"undelivered", e.Undelivered}}, plain, false)
 	case peer.PeerState:
 		plain := fmt.Sprintf("* %s is unreachable (silent for %v)", who(e.Peer), e.Silence.Round(100*time.Millisecond))
-		if e.State == "up" {
+		if e.State == peer.Up {
 			plain = fmt.Sprintf("* %s is reachable again", who(e.Peer))
 		}
-		c.out.emit("peer_state", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"state", e.State},
+		c.out.emit("peer_state", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"state", e.State.String()},
 			{"silence_ms", ms(e.Silence)}}, plain, false)
 	case peer.Delivered:
 		// One line per message and peer would drown a terminal: only

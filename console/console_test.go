@@ -144,7 +144,7 @@ func startNode(t *testing.T, ctx context.Context, name string) (*peer.Node, *tra
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := peer.New(peer.Config{Name: name, Transport: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	n, err := peer.New(peer.Config{Name: name, Network: tr, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,26 @@
-// Package peer owns a node's view of the other nodes: the peer table, the
-// one TCP connection and the datagram channel held to each peer, the
-// handshake that settles which connection a pair keeps, and the requests
+// Package peer owns a node's view of the other nodes: the peers it is
+// connected to or reconnecting to (Peer), the one connection held to each
+// (link) with its datagram channel, the handshake that settles which
+// connection a pair keeps, delivery (outboxes, acknowledgements), the
+// keeper that watches liveness, the dialling policy, and the requests
 // (time, echo) sent over either transport.
+//
+// Files: node.go (the Node, its lock order, Run, Leave), table.go (the
+// table and lookups), peer.go (Peer), link.go (a connection's reader),
+// keeper.go (heartbeats, silence), outbox.go (delivery), dial.go
+// (discovery, reconnection), handshake.go and secure.go (securing and
+// admitting a connection), chat.go, request.go, series.go, udp.go.
+//
+// # Writes
+//
+// No socket is written under a lock or on a caller's goroutine: each
+// connection's writes go through its write queue (transport.Conn), which
+// is bounded in bytes. A peer's messages wait in its outbox and are handed
+// to the queue in order as it has room; a peer that takes nothing for a
+// while is reported as not reading (once), and one that takes nothing for
+// the stall timeout loses its connection and is reconnected like any
+// other, its unacknowledged messages sent again. So one slow or stopped
+// peer never delays the others, nor the console, nor the keeper.
 //
 // # Handshake
 //

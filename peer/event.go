@@ -1,42 +1,6 @@
 package peer
 
-import (
-	"net/netip"
-
-	"lanchat/identity"
-	"time"
-)
-
-// Info is a snapshot of one peer, safe to keep.
-type Info struct {
-	ID      string
-	Name    string
-	Addr    string // the TCP connection's remote host:port
-	UDPAddr string // where datagrams go, once known
-	TCP     string // "up"
-	UDP     string // "ok", "probing" or "no reply"
-	Via     string // "mdns" or "manual"
-	// Trust is what the known-peers file says of this name and id.
-	Trust       identity.Trust
-	Fingerprint string
-	// Pending is how many messages to the peer await its acknowledgement.
-	Pending int
-	Since   time.Time
-	LastRTT time.Duration // of the last request answered, 0 if none
-}
-
-// Ref names a peer in the events that come with every message (chat,
-// delivery): its id, and its name and trust at the time. Info, with the
-// connection's state, is for the rarer events; building one for every
-// message cost more than the message did.
-type Ref struct {
-	ID    string
-	Name  string
-	Trust identity.Trust
-}
-
-// ShortID is the first 8 characters of an id, for display.
-func ShortID(id string) string { return identity.Short(id) }
+import "time"
 
 // Event is something the user should hear about. Events arrive in order on
 // Node.Events.
@@ -59,11 +23,11 @@ type PeerDown struct {
 	Undelivered int
 }
 
-// PeerState: a connected peer fell silent ("unreachable") or was heard
-// again ("up").
+// PeerState: a connected peer fell silent (Unreachable) or was heard
+// again (Up).
 type PeerState struct {
 	Peer    Info
-	State   string
+	State   State
 	Silence time.Duration
 }
 
@@ -109,22 +73,3 @@ func (Nick) isEvent()      {}
 func (Notice) isEvent()    {}
 func (Warning) isEvent()   {}
 func (Problem) isEvent()   {}
-
-// Stats counts what the node dropped.
-type Stats struct {
-	BadDatagrams     uint64 // did not decode: bad magic, version or encoding
-	UnknownSenders   uint64 // decoded, but from an id not in the table
-	StrayReplies     uint64 // replies to no pending request (late or forged)
-	DatagramOverruns uint64 // dropped because the node was behind
-	AuthFailures     uint64 // failed to open: forged, altered or wrong key
-	Replays          uint64 // a counter seen before, or too old
-}
-
-// udpTarget is where datagrams for a peer go: the address learned from its
-// probes, or else its TCP address with its announced UDP port.
-func udpTarget(learned netip.AddrPort, tcp netip.AddrPort, port uint16) netip.AddrPort {
-	if learned.IsValid() {
-		return learned
-	}
-	return netip.AddrPortFrom(tcp.Addr(), port)
-}

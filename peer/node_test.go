@@ -34,10 +34,12 @@ type testNode struct {
 
 func startNode(t testing.TB, name string) *testNode {
 	t.Helper()
-	return startNodeWith(t, name, false)
+	return startNodeWith(t, Config{Name: name})
 }
 
-func startNodeWith(t testing.TB, name string, insecure bool) *testNode {
+// startNodeWith starts a node with cfg, on a fresh transport on loopback
+// and with a logger of its own.
+func startNodeWith(t testing.TB, cfg Config) *testNode {
 	t.Helper()
 	tr, err := transport.Listen(0)
 	if err != nil {
@@ -47,7 +49,8 @@ func startNodeWith(t testing.TB, name string, insecure bool) *testNode {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	n, err := New(Config{Name: name, Transport: tr, Logger: log, Insecure: insecure})
+	cfg.Network, cfg.Logger = tr, log
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,10 +244,10 @@ func TestSimultaneousDialKeepsOne(t *testing.T) {
 // side's end of one connection.
 func sameConn(a *testNode, pa Info, b *testNode, pb Info) bool {
 	a.mu.Lock()
-	ca := a.peers[pa.ID].conn
+	ca := a.links[pa.ID].conn
 	a.mu.Unlock()
 	b.mu.Lock()
-	cb := b.peers[pb.ID].conn
+	cb := b.links[pb.ID].conn
 	b.mu.Unlock()
 	return ca.LocalAddr().String() == cb.RemoteAddr().String() && cb.LocalAddr().String() == ca.RemoteAddr().String()
 }
@@ -336,14 +339,14 @@ func TestOutboxWhileAway(t *testing.T) {
 	}
 }
 
-func TestMemberBookkeeping(t *testing.T) {
-	m := &member{name: "bob"}
+func TestOutboxBookkeeping(t *testing.T) {
+	n, m := &Node{}, &Peer{name: "bob"}
 	for i := uint64(1); i <= OutboxLimit; i++ {
-		if err := m.queue(transport.Chat{MsgID: i}); err != nil {
+		if err := n.queue(m, transport.Chat{MsgID: i}); err != nil {
 			t.Fatalf("message %d: %v", i, err)
 		}
 	}
-	if err := m.queue(transport.Chat{MsgID: OutboxLimit + 1}); err == nil || !strings.Contains(err.Error(), "bob") {
+	if err := n.queue(m, transport.Chat{MsgID: OutboxLimit + 1}); err == nil || !strings.Contains(err.Error(), "bob") {
 		t.Fatalf("full outbox: %v", err)
 	}
 	if got := m.acked(10, nil); len(got) != 10 || got[0] != 1 || got[9] != 10 || len(m.outbox) != OutboxLimit-10 || m.outbox[0].msg.MsgID != 11 {
@@ -603,7 +606,7 @@ func TestBadInput(t *testing.T) {
 	u.Write(wrongKey)
 	// A reply sealed with b's real key, to a request a never made.
 	b.mu.Lock()
-	bToA := b.peers[a.ID()].ch
+	bToA := b.links[a.ID()].ch
 	b.mu.Unlock()
 	stray, _ := bToA.Seal(nil, b.ID(), transport.TimeResp{ReqID: 12345})
 	u.Write(stray)
@@ -688,7 +691,8 @@ func handMadeClient(t *testing.T, n *testNode) (*transport.Conn, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := transport.NewConn(tc)
+	c := transport.NewConn(tc, transport.ConnOptions{})
+	t.Cleanup(func() { c.Close(); c.Wait() })
 	c.Send(transport.Hello{Version: transport.ProtocolVersion, ID: id.ID, Name: "handmade", UDPPort: 1, Session: 1})
 	if typ, _, err := c.Read(time.Now().Add(wait)); err != nil || typ != transport.TypeHello {
 		t.Fatalf("no hello: %v %v", typ, err)
@@ -705,10 +709,10 @@ func handMadeClient(t *testing.T, n *testNode) (*transport.Conn, string) {
 // leaving the node running (closeAll is for stopping it).
 func (n *Node) dropConnections() {
 	n.mu.Lock()
-	ps := n.livePeersLocked()
+	ls := n.linksLocked()
 	n.mu.Unlock()
-	for _, p := range ps {
-		p.conn.Close()
+	for _, l := range ls {
+		l.conn.Close()
 	}
 }
 
@@ -725,7 +729,7 @@ func TestPeerListIntroduces(t *testing.T) {
 		t.Fatalf("introduced peer via %q", up.Peer.Via)
 	}
 	// The list a node sends leaves out loopback and link-local addresses.
-	if l := a.peerList(c.ID()); len(l.Peers) != 0 {
+	if l := a.announcement(c.ID()); len(l.Peers) != 0 {
 		t.Fatalf("loopback addresses passed on: %+v", l.Peers)
 	}
 	// A wrong id for an address is refused, as from mDNS.
@@ -781,9 +785,9 @@ func TestWatches(t *testing.T) {
 		{"B", []string{"A", "C", "D"}, true},
 	}
 	for _, tt := range tests {
-		n := &Node{id: tt.self, peers: map[string]*peer{}}
+		n := &Node{id: tt.self, links: map[string]*link{}}
 		for _, id := range tt.peers {
-			n.peers[id] = &peer{id: id}
+			n.links[id] = &link{id: id}
 		}
 		if got := n.Watches(); got != tt.want {
 			t.Errorf("%s with peers %v: Watches() = %v, want %v", tt.self, tt.peers, got, tt.want)

@@ -61,14 +61,15 @@ func (n *Node) take(from string, id uint64) (pending, bool) {
 }
 
 // completeEcho hands an echo reply to its request. m.Payload may point
-// into the read buffer: it is copied only for a waiting caller.
-func (n *Node) completeEcho(from string, m transport.Echo, at time.Time) {
+// into the read buffer: it is copied only for a waiting caller. onReader
+// is set when it runs on the reader of the connection the reply came by.
+func (n *Node) completeEcho(from string, m transport.Echo, at time.Time, onReader bool) {
 	pd, ok := n.take(from, m.ReqID)
 	if !ok {
 		return
 	}
 	if pd.series != nil {
-		pd.series.replied(m.Payload, pd.sentAt, at)
+		pd.series.replied(m.Payload, pd.sentAt, at, onReader)
 		return
 	}
 	m.Payload = bytes.Clone(m.Payload)
@@ -91,7 +92,7 @@ func deliver(pd pending, m transport.Message, at time.Time) {
 
 // request sends the message build makes over the chosen transport and
 // waits for the reply. Over UDP it retries with a new request id each time.
-func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqID uint64, now time.Time) transport.Message) (attemptReply, error) {
+func (n *Node) request(ctx context.Context, l *link, via string, build func(reqID uint64, now time.Time) transport.Message) (attemptReply, error) {
 	attempts, wait := 1, tcpRequestTimeout
 	if via == UDP {
 		attempts, wait = udpAttempts, udpFirstWait
@@ -113,13 +114,13 @@ func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqI
 		m := build(id, now)
 		// Register before sending: the reply may beat the return of Send.
 		n.pmu.Lock()
-		n.pending[id] = pending{peerID: p.id, sentAt: now, ch: ch}
+		n.pending[id] = pending{peerID: l.id, sentAt: now, ch: ch}
 		n.pmu.Unlock()
 		var err error
 		if via == UDP {
-			err = n.sendDatagram(p, p.udpTarget(), m)
+			err = n.sendDatagram(l, l.udpTarget(), m)
 		} else {
-			err = p.conn.Send(m)
+			err = l.conn.Send(m)
 		}
 		if err != nil {
 			return attemptReply{}, err
@@ -128,12 +129,12 @@ func (n *Node) request(ctx context.Context, p *peer, via string, build func(reqI
 		select {
 		case r := <-ch:
 			t.Stop()
-			p.setRTT(r.at.Sub(r.sentAt))
+			l.setRTT(r.at.Sub(r.sentAt))
 			return r, nil
 		case <-t.C:
-		case <-p.done:
+		case <-l.done:
 			t.Stop()
-			return attemptReply{}, fmt.Errorf("connection to %s closed before the reply", p.name())
+			return attemptReply{}, fmt.Errorf("connection to %s closed before the reply", l.name())
 		case <-ctx.Done():
 			t.Stop()
 			return attemptReply{}, ctx.Err()
@@ -171,45 +172,45 @@ func Delay(t1, t2, t3, t4 int64) time.Duration {
 
 // Time asks peer (a name or id prefix) for its clock.
 func (n *Node) Time(ctx context.Context, peerArg, via string) (TimeResult, error) {
-	p, err := n.lookupLive(peerArg)
+	l, err := n.lookupLive(peerArg)
 	if err != nil {
 		return TimeResult{}, err
 	}
-	return n.timeOf(ctx, p, via)
+	return n.timeOf(ctx, l, via)
 }
 
 // TimeAll asks every peer for its clock, concurrently, and returns the
 // results in table order with one error per failed peer.
 func (n *Node) TimeAll(ctx context.Context, via string, each func(TimeResult, error)) error {
 	n.mu.Lock()
-	ps := n.livePeersLocked()
+	ls := n.linksLocked()
 	n.mu.Unlock()
-	if len(ps) == 0 {
+	if len(ls) == 0 {
 		return ErrNoPeers
 	}
 	type res struct {
 		r   TimeResult
 		err error
 	}
-	out := make(chan res, len(ps))
-	for _, p := range ps {
+	out := make(chan res, len(ls))
+	for _, l := range ls {
 		go func() {
-			r, err := n.timeOf(ctx, p, via)
+			r, err := n.timeOf(ctx, l, via)
 			if err != nil {
-				err = fmt.Errorf("time %s: %w", p.name(), err)
+				err = fmt.Errorf("time %s: %w", l.name(), err)
 			}
 			out <- res{r, err}
 		}()
 	}
-	for range ps {
+	for range ls {
 		r := <-out
 		each(r.r, r.err)
 	}
 	return nil
 }
 
-func (n *Node) timeOf(ctx context.Context, p *peer, via string) (TimeResult, error) {
-	r, err := n.request(ctx, p, via, func(id uint64, now time.Time) transport.Message {
+func (n *Node) timeOf(ctx context.Context, l *link, via string) (TimeResult, error) {
+	r, err := n.request(ctx, l, via, func(id uint64, now time.Time) transport.Message {
 		return transport.TimeReq{ReqID: id, T1: now.UnixNano()}
 	})
 	if err != nil {
@@ -221,7 +222,7 @@ func (n *Node) timeOf(ctx context.Context, p *peer, via string) (TimeResult, err
 	}
 	t4 := r.at.UnixNano()
 	return TimeResult{
-		Peer:      p.info(),
+		Peer:      l.info(),
 		Transport: via,
 		PeerTime:  time.Unix(0, m.T3).In(time.FixedZone(m.Zone, int(m.ZoneOffset))),
 		Offset:    Offset(m.T1, m.T2, m.T3, t4),
@@ -244,11 +245,11 @@ func (n *Node) Echo(ctx context.Context, peerArg, via string, payload []byte) (E
 	if len(payload) > transport.MaxPayload {
 		return EchoResult{}, fmt.Errorf("echo payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
 	}
-	p, err := n.lookupLive(peerArg)
+	l, err := n.lookupLive(peerArg)
 	if err != nil {
 		return EchoResult{}, err
 	}
-	r, err := n.request(ctx, p, via, func(id uint64, _ time.Time) transport.Message {
+	r, err := n.request(ctx, l, via, func(id uint64, _ time.Time) transport.Message {
 		return transport.Echo{ReqID: id, Payload: payload}
 	})
 	if err != nil {
@@ -256,7 +257,7 @@ func (n *Node) Echo(ctx context.Context, peerArg, via string, payload []byte) (E
 	}
 	got := r.msg.(transport.Echo).Payload
 	return EchoResult{
-		Peer: p.info(), Transport: via, Sent: payload, Got: got,
+		Peer: l.info(), Transport: via, Sent: payload, Got: got,
 		RTT: r.at.Sub(r.sentAt), OK: bytes.Equal(got, payload),
 	}, nil
 }

@@ -62,11 +62,11 @@ func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []by
 	if count < 1 || count > MaxSeries {
 		return EchoSeriesResult{}, fmt.Errorf("echo series of %d: want 1 to %d echoes", count, MaxSeries)
 	}
-	p, err := n.lookupLive(peerArg)
+	l, err := n.lookupLive(peerArg)
 	if err != nil {
 		return EchoSeriesResult{}, err
 	}
-	s := &series{n: n, p: p, via: via, payload: payload, count: count, keep: each != nil, done: make(chan struct{}),
+	s := &series{n: n, l: l, via: via, payload: payload, count: count, keep: each != nil, done: make(chan struct{}),
 		rtts: make([]time.Duration, 0, count)}
 	s.wait = tcpRequestTimeout
 	if via == UDP {
@@ -74,8 +74,11 @@ func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []by
 	}
 	s.timer = time.AfterFunc(s.wait, s.checkWait)
 	s.mu.Lock()
-	s.sendLocked()
+	m, ok := s.nextLocked()
 	s.mu.Unlock()
+	if ok {
+		s.send(m, false)
+	}
 
 	var tick <-chan time.Time
 	if each != nil {
@@ -101,8 +104,8 @@ func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []by
 			wait = false
 		case <-tick:
 			hand()
-		case <-p.done:
-			s.finish(fmt.Errorf("connection to %s closed during the echoes", p.name()))
+		case <-l.done:
+			s.finish(fmt.Errorf("connection to %s closed during the echoes", l.name()))
 		case <-ctx.Done():
 			s.finish(ctx.Err())
 		}
@@ -112,19 +115,19 @@ func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []by
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	res := EchoSeriesResult{Peer: p.info(), Transport: via, Sent: s.sent, RTTs: s.rtts, Mismatched: s.mismatched}
+	res := EchoSeriesResult{Peer: l.info(), Transport: via, Sent: s.sent, RTTs: s.rtts, Mismatched: s.mismatched}
 	if len(s.rtts) > 0 {
-		p.setRTT(s.rtts[len(s.rtts)-1])
+		l.setRTT(s.rtts[len(s.rtts)-1])
 	}
 	return res, s.err
 }
 
 // series is the state of one EchoSeries. Its echoes are sent by whichever
 // goroutine ends the wait for the one before: the connection's reader (or
-// the datagram loop) with the reply, or the timer.
+// the datagram loop) with the reply, or the timer; never under mu.
 type series struct {
 	n       *Node
-	p       *peer
+	l       *link
 	via     string
 	payload []byte
 	count   int
@@ -145,14 +148,15 @@ type series struct {
 	err        error
 }
 
-// sendLocked sends the next echo, or ends the series after the last.
-func (s *series) sendLocked() {
+// nextLocked registers the next echo and returns it for send, or ends
+// the series after the last (ok false).
+func (s *series) nextLocked() (m transport.Echo, ok bool) {
 	if s.finished {
-		return
+		return m, false
 	}
 	if s.sent == s.count {
 		s.finishLocked(nil)
-		return
+		return m, false
 	}
 	n := s.n
 	id := n.nextReq.Add(1)
@@ -160,26 +164,34 @@ func (s *series) sendLocked() {
 	s.cur, s.curSent = id, now
 	s.sent++
 	n.pmu.Lock()
-	n.pending[id] = pending{peerID: s.p.id, sentAt: now, series: s}
+	n.pending[id] = pending{peerID: s.l.id, sentAt: now, series: s}
 	n.pmu.Unlock()
-	m := transport.Echo{ReqID: id, Payload: s.payload}
+	return transport.Echo{ReqID: id, Payload: s.payload}, true
+}
+
+// send sends an echo that nextLocked registered. onReader is set on the
+// reader of the series' connection, which then writes it itself.
+func (s *series) send(m transport.Echo, onReader bool) {
 	var err error
-	if s.via == UDP {
-		err = n.sendDatagram(s.p, s.p.udpTarget(), m)
-	} else {
-		err = s.p.conn.Send(m)
+	switch {
+	case s.via == UDP:
+		err = s.n.sendDatagram(s.l, s.l.udpTarget(), m)
+	case onReader:
+		err = s.l.conn.Reply(m)
+	default:
+		err = s.l.conn.Send(m)
 	}
 	if err != nil {
-		s.finishLocked(err)
+		s.finish(err)
 	}
 }
 
 // replied takes the reply to the echo in flight, sent at sentAt and read
 // at at, and sends the next. got may point into the read buffer.
-func (s *series) replied(got []byte, sentAt, at time.Time) {
+func (s *series) replied(got []byte, sentAt, at time.Time, onReader bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.finished {
+		s.mu.Unlock()
 		return
 	}
 	s.cur = 0
@@ -192,7 +204,11 @@ func (s *series) replied(got []byte, sentAt, at time.Time) {
 	if s.keep {
 		s.replies = append(s.replies, SeriesReply{Got: bytes.Clone(got), RTT: rtt, OK: ok})
 	}
-	s.sendLocked()
+	m, next := s.nextLocked()
+	s.mu.Unlock()
+	if next {
+		s.send(m, onReader)
+	}
 }
 
 // checkWait runs when the timer fires: an echo that has waited its time
@@ -201,17 +217,24 @@ func (s *series) replied(got []byte, sentAt, at time.Time) {
 // keep timer updates off the round trip.
 func (s *series) checkWait() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	m, next := s.checkWaitLocked()
+	s.mu.Unlock()
+	if next {
+		s.send(m, false)
+	}
+}
+
+func (s *series) checkWaitLocked() (transport.Echo, bool) {
 	if s.finished {
-		return
+		return transport.Echo{}, false
 	}
 	if s.cur == 0 {
 		s.timer.Reset(s.wait)
-		return
+		return transport.Echo{}, false
 	}
 	if left := s.wait - time.Since(s.curSent); left > 0 {
 		s.timer.Reset(left)
-		return
+		return transport.Echo{}, false
 	}
 	// Whoever deletes the pending entry owns the echo: if the reply got
 	// there first, replied will send the next.
@@ -221,18 +244,18 @@ func (s *series) checkWait() {
 	s.n.pmu.Unlock()
 	if !waiting {
 		s.timer.Reset(s.wait)
-		return
+		return transport.Echo{}, false
 	}
 	s.cur = 0
 	if s.via != UDP {
 		s.finishLocked(fmt.Errorf("request timed out: no reply over tcp in %v", s.wait))
-		return
+		return transport.Echo{}, false
 	}
 	if s.keep {
 		s.replies = append(s.replies, SeriesReply{Err: fmt.Errorf("no reply over udp within %v", s.wait)})
 	}
 	s.timer.Reset(s.wait)
-	s.sendLocked()
+	return s.nextLocked()
 }
 
 // finish ends the series from outside (ctx, connection lost).

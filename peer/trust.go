@@ -9,23 +9,23 @@ import (
 
 // checkTrust looks m's name and id up in the known-peers file (recording
 // them the first time) and sets m.trust.
-func (n *Node) checkTrust(m *member) {
-	m.mu.Lock()
-	name := m.name
-	m.mu.Unlock()
-	t, err := n.known.Check(name, m.id)
+func (n *Node) checkTrust(p *Peer) {
+	p.mu.Lock()
+	name := p.name
+	p.mu.Unlock()
+	t, err := n.known.Check(name, p.id)
 	if err != nil {
 		n.log.Warn("known peers file not updated", "err", err)
 	}
-	m.mu.Lock()
-	m.trust = t
-	m.mu.Unlock()
+	p.mu.Lock()
+	p.trust = t
+	p.mu.Unlock()
 }
 
 // warnIfConflict tells the user, loudly, about a peer whose name is known
 // with another key.
-func (n *Node) warnIfConflict(m *member) {
-	i := m.info()
+func (n *Node) warnIfConflict(p *Peer) {
+	i := p.info()
 	if i.Trust != identity.Conflict {
 		return
 	}
@@ -49,16 +49,16 @@ func (n *Node) Whoami() Whoami {
 // Trust records the connected peer with id prefix arg as the genuine
 // holder of its name, replacing the id known before.
 func (n *Node) Trust(arg string) (Info, error) {
-	m, err := n.lookupID(arg)
+	p, err := n.lookupID(arg)
 	if err != nil {
 		return Info{}, err
 	}
-	i := m.info()
+	i := p.info()
 	if err := n.known.Trust(i.Name, i.ID); err != nil {
 		return i, err
 	}
 	n.recheck(i.Name)
-	return m.info(), nil
+	return p.info(), nil
 }
 
 // Forget removes what the known-peers file says of a name or id prefix;
@@ -80,27 +80,27 @@ func (n *Node) Forget(arg string) ([]string, error) {
 
 // recheck updates the trust of every peer called name.
 func (n *Node) recheck(name string) {
-	for _, m := range n.memberList() {
-		m.mu.Lock()
-		same := m.name == name
-		m.mu.Unlock()
+	for _, p := range n.peerList() {
+		p.mu.Lock()
+		same := p.name == name
+		p.mu.Unlock()
 		if same {
-			n.checkTrust(m)
+			n.checkTrust(p)
 		}
 	}
 }
 
 // lookupID finds a peer by id prefix only (at least 4 characters): trust
 // decisions must not be made by name.
-func (n *Node) lookupID(arg string) (*member, error) {
+func (n *Node) lookupID(arg string) (*Peer, error) {
 	norm := identity.NormalizeID(arg)
 	if len(norm) < 4 {
 		return nil, fmt.Errorf("give at least 4 characters of the id, not %q", arg)
 	}
-	var match []*member
-	for _, m := range n.memberList() {
-		if strings.HasPrefix(m.id, norm) {
-			match = append(match, m)
+	var match []*Peer
+	for _, p := range n.peerList() {
+		if strings.HasPrefix(p.id, norm) {
+			match = append(match, p)
 		}
 	}
 	switch len(match) {

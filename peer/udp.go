@@ -13,17 +13,17 @@ import (
 var sendBufs = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // sendDatagram seals m for p and sends it to addr.
-func (n *Node) sendDatagram(p *peer, to netip.AddrPort, m transport.Message) error {
+func (n *Node) sendDatagram(l *link, to netip.AddrPort, m transport.Message) error {
 	buf := sendBufs.Get().(*[]byte)
 	defer sendBufs.Put(buf)
-	b, err := p.ch.Seal((*buf)[:0], n.id, m)
+	b, err := l.ch.Seal((*buf)[:0], n.id, m)
 	if err != nil {
 		return err
 	}
 	if cap(b) <= 64<<10 {
 		*buf = b[:0] // keep a grown buffer, unless it is huge
 	}
-	return n.tr.WriteTo(b, to)
+	return n.net.WriteTo(b, to)
 }
 
 // handleDatagram acts on one received datagram. It runs on the node's
@@ -37,16 +37,16 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 		return
 	}
 	n.mu.Lock()
-	p := n.peers[string(h.SenderBytes())]
+	l := n.links[string(h.SenderBytes())]
 	n.mu.Unlock()
-	if p == nil {
+	if l == nil {
 		n.unknownSenders.Add(1)
 		n.log.Debug("dropping datagram from unknown sender", "from", pkt.From, "id", h.Sender())
 		return
 	}
-	t, payload, err := p.ch.OpenInPlace(h)
+	t, payload, err := l.ch.OpenInPlace(h)
 	if err == nil {
-		err = n.answerDatagram(p, t, payload, pkt)
+		err = n.answerDatagram(l, t, payload, pkt)
 	}
 	switch {
 	case err == nil:
@@ -63,38 +63,38 @@ func (n *Node) handleDatagram(pkt transport.Packet) {
 
 // answerDatagram acts on an authentic datagram's message of type t; an
 // error means the payload did not decode.
-func (n *Node) answerDatagram(p *peer, t transport.Type, payload []byte, pkt transport.Packet) error {
+func (n *Node) answerDatagram(l *link, t transport.Type, payload []byte, pkt transport.Packet) error {
 	from := netip.AddrPortFrom(pkt.From.Addr().Unmap(), pkt.From.Port())
-	p.heard(pkt.Time)
-	first := p.lastUDP.Swap(pkt.Time.UnixNano()) == 0
+	l.heard(pkt.Time)
+	first := l.lastUDP.Swap(pkt.Time.UnixNano()) == 0
 	switch t {
 	case transport.TypeProbe, transport.TypeProbeAck:
 		m, err := transport.DecodeProbe(t, payload)
 		if err != nil {
 			return err
 		}
-		p.mu.Lock()
-		p.udpAddr = from
-		p.mu.Unlock()
+		l.mu.Lock()
+		l.udpAddr = from
+		l.mu.Unlock()
 		if !m.Ack && first {
 			// First contact: answer, and prove the path our way too,
 			// without waiting for our keeper. Later probes need no
 			// answer: each side's own probes are its heartbeat.
-			n.sendDatagram(p, from, transport.Probe{Ack: true, Nonce: m.Nonce})
-			n.sendDatagram(p, from, transport.Probe{Nonce: n.nextReq.Add(1)})
+			n.sendDatagram(l, from, transport.Probe{Ack: true, Nonce: m.Nonce})
+			n.sendDatagram(l, from, transport.Probe{Nonce: n.nextReq.Add(1)})
 		}
 	case transport.TypeTimeReq:
 		m, err := transport.DecodeTimeReq(payload)
 		if err != nil {
 			return err
 		}
-		n.sendDatagram(p, from, timeReply(m, pkt.Time))
+		n.sendDatagram(l, from, timeReply(m, pkt.Time))
 	case transport.TypeTimeResp:
 		m, err := transport.DecodeTimeResp(payload)
 		if err != nil {
 			return err
 		}
-		n.completeTime(p.id, m, pkt.Time)
+		n.completeTime(l.id, m, pkt.Time)
 	case transport.TypeEchoReq, transport.TypeEchoResp:
 		// The payload stays in the packet: sealing the answer copies it.
 		m, err := transport.DecodeEchoInPlace(t, payload)
@@ -102,11 +102,11 @@ func (n *Node) answerDatagram(p *peer, t transport.Type, payload []byte, pkt tra
 			return err
 		}
 		if m.Reply {
-			n.completeEcho(p.id, m, pkt.Time)
+			n.completeEcho(l.id, m, pkt.Time, false)
 			return nil
 		}
 		m.Reply = true
-		n.sendDatagram(p, from, m)
+		n.sendDatagram(l, from, m)
 	}
 	return nil
 }

@@ -1,0 +1,78 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"syscall"
+	"time"
+
+	"lanchat/bench/baseline"
+	"lanchat/peer"
+)
+
+// stalledFill is how much is sent to the stopped peer before measuring:
+// more than the kernel's socket buffers and the write queue hold, so that
+// its writes have stalled and its messages wait in the outbox.
+const stalledFill = 800
+
+// stalledPeer measures chat latency from a to a healthy peer b while a
+// third peer, a node process, is running, then while it is stopped with
+// SIGSTOP (a closed laptop lid) after a has sent it more than its path
+// holds: one slow peer must not delay the others.
+func stalledPeer(n, size int) (running, stopped []time.Duration, err error) {
+	ns, err := pair(baseline.Loopback, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer stopAll(ns)
+	a, b := ns[1], ns[0]
+	dir, err := os.MkdirTemp("", "lanchat-bench-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	c, err := startProc(dir, "sleeper", local, "--peer", a.addr())
+	if err != nil {
+		return nil, nil, err
+	}
+	defer c.quit()
+	if _, err := c.wait("peer_up", 10*time.Second); err != nil {
+		return nil, nil, err
+	}
+	if err := waitUDP([]*node{a}, 10*time.Second); err != nil {
+		return nil, nil, err
+	}
+	if running, err = chatLatency(a, b, n, size); err != nil {
+		return nil, nil, err
+	}
+	if err := c.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return nil, nil, err
+	}
+	defer c.cmd.Process.Signal(syscall.SIGCONT)
+	big := fill(16000)
+	for range stalledFill {
+		if _, err := a.Tell(c.id, big); err != nil {
+			return nil, nil, fmt.Errorf("filling the stopped peer's path: %w", err)
+		}
+	}
+	// The queue to it is full once a has tried to send beyond it.
+	deadline := time.Now().Add(10 * time.Second)
+	for !queueFull(a, c.id) {
+		if time.Now().After(deadline) {
+			return nil, nil, errors.New("the stopped peer's queue never filled")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopped, err = chatLatency(a, b, n, size)
+	return running, stopped, err
+}
+
+// queueFull reports whether a holds at least half its write-queue limit
+// for the peer id.
+func queueFull(a *node, id string) bool {
+	ps := a.Peers()
+	i := slices.IndexFunc(ps, func(p peer.Info) bool { return p.ID == id })
+	return i >= 0 && ps[i].Queued >= 2<<20
+}

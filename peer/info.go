@@ -1,0 +1,125 @@
+package peer
+
+import (
+	"net/netip"
+	"time"
+
+	"lanchat/identity"
+)
+
+// State is how a peer's connection stands.
+type State uint8
+
+const (
+	// Up: connected and heard from lately.
+	Up State = iota + 1
+	// Unreachable: connected, but silent for UnreachableAfter.
+	Unreachable
+	// Away: the connection was lost and is being re-established.
+	Away
+)
+
+func (s State) String() string {
+	switch s {
+	case Up:
+		return "up"
+	case Unreachable:
+		return "unreachable"
+	case Away:
+		return "away"
+	}
+	return "unknown"
+}
+
+// UDPState is how a peer's datagram channel stands.
+type UDPState uint8
+
+const (
+	// UDPProbing: no authentic datagram yet, soon after connecting.
+	UDPProbing UDPState = iota + 1
+	// UDPOK: authentic datagrams arrive.
+	UDPOK
+	// UDPNoReply: none for UnreachableAfter.
+	UDPNoReply
+	// UDPNone: no connection, so no channel.
+	UDPNone
+)
+
+func (s UDPState) String() string {
+	switch s {
+	case UDPProbing:
+		return "probing"
+	case UDPOK:
+		return "ok"
+	case UDPNoReply:
+		return "no reply"
+	case UDPNone:
+		return "-"
+	}
+	return "unknown"
+}
+
+// Via is how a peer was found.
+type Via uint8
+
+const (
+	// ViaMDNS: its mDNS record, or the peer list of a peer found so.
+	ViaMDNS Via = iota + 1
+	// ViaManual: given by hand (--peer, /connect), or it dialled this
+	// node without having found it by mDNS.
+	ViaManual
+)
+
+func (v Via) String() string {
+	switch v {
+	case ViaMDNS:
+		return "mdns"
+	case ViaManual:
+		return "manual"
+	}
+	return "unknown"
+}
+
+// Info is a snapshot of one peer, safe to keep.
+type Info struct {
+	ID   string
+	Name string
+	// Addr is the connection's remote host:port; while away, where the
+	// peer listens.
+	Addr    string
+	UDPAddr string // where datagrams go, once known
+	State   State
+	UDP     UDPState
+	Via     Via
+	// Trust is what the known-peers file says of this name and id.
+	Trust       identity.Trust
+	Fingerprint string
+	// Pending is how many messages to the peer await its acknowledgement.
+	Pending int
+	// Queued is how many bytes wait in the connection's write queue.
+	Queued  int
+	Since   time.Time
+	LastRTT time.Duration // of the last request answered, 0 if none
+}
+
+// Ref names a peer in the events that come with every message (chat,
+// delivery): its id, and its name and trust at the time. Info, with the
+// connection's state, is for the rarer events; building one for every
+// message cost more than the message did.
+type Ref struct {
+	ID    string
+	Name  string
+	Trust identity.Trust
+}
+
+// ShortID is the first 8 characters of an id, for display.
+func ShortID(id string) string { return identity.Short(id) }
+
+// udpTarget is where datagrams for a peer go: the address learned from its
+// probes, or else its TCP address with its announced UDP port.
+func udpTarget(learned netip.AddrPort, tcp netip.AddrPort, port uint16) netip.AddrPort {
+	if learned.IsValid() {
+		return learned
+	}
+	return netip.AddrPortFrom(tcp.Addr(), port)
+}

@@ -1,0 +1,328 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"lanchat/transport"
+)
+
+// link is one entry of the table: the live connection to a peer, its
+// reader, and the state of its datagram channel. A Peer outlives its
+// links: each reconnection is a new link.
+type link struct {
+	n       *Node
+	p       *Peer // set by attach, before the connection is served
+	conn    *transport.Conn
+	ch      *transport.Channel // seals and opens our datagrams
+	id      string
+	session uint64
+	via     Via
+	since   time.Time
+	addr    string
+	tcpAddr netip.AddrPort
+	udpPort uint16
+	// fingerprint of the peer's key ("" when the securer proves none).
+	fingerprint string
+	// done is closed when the connection has ended; waiters on requests
+	// to this peer give up then.
+	done chan struct{}
+	// ackDue is the chat id to acknowledge once the input runs dry; only
+	// the reader uses it.
+	ackDue uint64
+	// acked holds the ids of the messages an ack delivered, for the
+	// reader to report; reused from ack to ack.
+	acked []uint64
+	// lastHeard and lastUDP are when anything (any frame or datagram),
+	// and an authentic datagram, last arrived: Unix nanoseconds.
+	lastHeard, lastUDP atomic.Int64
+	// The keeper's own state, used by keepAll only: the time between
+	// heartbeats, the next one, whether it gave the connection up, and
+	// the state it last reported.
+	beatEvery time.Duration
+	nextBeat  time.Time
+	givenUp   bool
+	reported  State
+	// beating is set by startBeats once the schedule is set.
+	beating atomic.Bool
+
+	mu sync.Mutex // protects following
+	// udpAddr is where the peer's datagrams come from, once learned.
+	udpAddr netip.AddrPort
+	lastRTT time.Duration
+	// bye is the reason the peer gave when it said goodbye.
+	bye string
+	// unreachable is set while the peer has been silent too long.
+	unreachable bool
+	// dead is why the keeper gave the connection up, if it did.
+	dead string
+}
+
+func (l *link) heard(now time.Time) { l.lastHeard.Store(now.UnixNano()) }
+
+// info describes the peer with this connection.
+func (l *link) info() Info {
+	l.p.mu.Lock()
+	name, trust, pending := l.p.name, l.p.trust, len(l.p.outbox)
+	l.p.mu.Unlock()
+	queued := l.conn.Queued()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := Info{
+		ID: l.id, Name: name, Addr: l.addr, State: Up, UDP: l.udpStateLocked(),
+		Via: l.via, Since: l.since, LastRTT: l.lastRTT, Trust: trust, Fingerprint: l.fingerprint,
+		Pending: pending, Queued: queued,
+	}
+	if l.unreachable {
+		i.State = Unreachable
+	}
+	if t := l.udpTargetLocked(); t.IsValid() {
+		i.UDPAddr = t.String()
+	}
+	return i
+}
+
+// udpStateLocked: ok when an authentic datagram arrived lately, probing
+// before the first, no reply after a silence.
+func (l *link) udpStateLocked() UDPState {
+	last := l.lastUDP.Load()
+	switch {
+	case last == 0 && time.Since(l.since) < UnreachableAfter:
+		return UDPProbing
+	case last != 0 && time.Since(time.Unix(0, last)) < UnreachableAfter:
+		return UDPOK
+	}
+	return UDPNoReply
+}
+
+func (l *link) udpTargetLocked() netip.AddrPort {
+	return udpTarget(l.udpAddr, l.tcpAddr, l.udpPort)
+}
+
+func (l *link) udpTarget() netip.AddrPort {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.udpTargetLocked()
+}
+
+func (l *link) name() string {
+	l.p.mu.Lock()
+	defer l.p.mu.Unlock()
+	return l.p.name
+}
+
+func (l *link) setRTT(d time.Duration) {
+	l.mu.Lock()
+	l.lastRTT = d
+	l.mu.Unlock()
+}
+
+// serve reads l's connection until it ends, then reports the peer gone
+// (or away, while it is reconnected).
+func (n *Node) serve(l *link) {
+	defer n.wg.Done()
+	reason := l.readLoop()
+	l.conn.Close()
+	l.conn.Wait()
+	close(l.done)
+	if !n.remove(l) {
+		return // replaced by a newer connection to the same node
+	}
+	l.mu.Lock()
+	bye := l.bye != ""
+	l.mu.Unlock()
+	info := l.info()
+	info.State = Away
+	reconnecting, undelivered := n.detach(l, bye)
+	if !reconnecting {
+		info.State = 0
+	}
+	n.emit(PeerDown{Peer: info, Reason: reason, Reconnecting: reconnecting, Undelivered: undelivered})
+}
+
+// readLoop handles the peer's frames until the connection ends and returns
+// why it ended, in words for the user.
+func (l *link) readLoop() string {
+	for {
+		t, payload, err := l.conn.Read(time.Time{})
+		at := time.Now()
+		if err != nil {
+			return l.endReason(err)
+		}
+		l.heard(at)
+		if err := l.handleFrame(t, payload, at); err != nil {
+			l.n.log.Warn("closing connection after a protocol error",
+				"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
+			return fmt.Sprintf("protocol error: %v", err)
+		}
+		// One cumulative acknowledgement covers a burst: it goes once no
+		// more input is waiting. A full queue keeps it due: the next
+		// frame, or the next burst, tries again.
+		if l.ackDue != 0 && !l.conn.Buffered() {
+			err := l.conn.Send(transport.Ack{Upto: l.ackDue})
+			switch {
+			case err == nil:
+				l.ackDue = 0
+			case !errors.Is(err, transport.ErrQueueFull):
+				return l.endReason(err)
+			}
+		}
+	}
+}
+
+// endReason words why the connection ended, from what ended reading.
+func (l *link) endReason(err error) string {
+	l.mu.Lock()
+	bye, dead := l.bye, l.dead
+	l.mu.Unlock()
+	werr := l.conn.Err()
+	switch {
+	case bye != "":
+		return bye
+	case errors.Is(werr, transport.ErrStalled):
+		return transport.ErrStalled.Error()
+	case dead != "":
+		return dead
+	case l.n.leaving.Load():
+		return "connection closed here"
+	case werr != nil:
+		return fmt.Sprintf("connection lost: %v", werr)
+	case errors.Is(err, net.ErrClosed):
+		return "connection closed here"
+	case errors.Is(err, io.EOF):
+		return "connection closed without goodbye"
+	case errors.Is(err, transport.ErrTooLong), errors.Is(err, transport.ErrMalformed):
+		l.n.log.Warn("closing connection after a protocol error",
+			"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
+		return fmt.Sprintf("protocol error: %v", err)
+	}
+	return fmt.Sprintf("connection lost: %v", err)
+}
+
+// handleFrame acts on one frame; an error closes the connection.
+func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error {
+	switch t {
+	case transport.TypeChat:
+		m, err := transport.DecodeChat(payload)
+		if err != nil {
+			return err
+		}
+		fresh, ack := l.p.received(m.MsgID)
+		if fresh {
+			l.n.emit(Chat{From: l.p.ref(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
+		}
+		// Acknowledge duplicates too: the first ack may have been lost.
+		l.ackDue = ack
+	case transport.TypeAck:
+		m, err := transport.DecodeAck(payload)
+		if err != nil {
+			return err
+		}
+		l.acked = l.p.acked(m.Upto, l.acked[:0])
+		if len(l.acked) > 0 {
+			who := l.p.ref()
+			for _, id := range l.acked {
+				l.n.emit(Delivered{Peer: who, MsgID: id})
+			}
+		}
+		if cap(l.acked) > 64 {
+			l.acked = nil // a burst's worth: not kept for the quiet after it
+		}
+	case transport.TypeBeat:
+		// Only a sign of life: heard above.
+	case transport.TypePeerList:
+		m, err := transport.DecodePeerList(payload)
+		if err != nil {
+			return err
+		}
+		for _, ref := range m.Peers {
+			// The same path as an mDNS sighting: skipped when known,
+			// and the node at addr must prove it holds ref.ID.
+			l.n.Discovered(Found{Via: l.via, Instance: "introduced by " + l.name(), ID: ref.ID, Addrs: []string{ref.Addr}})
+		}
+	case transport.TypeNick:
+		m, err := transport.DecodeNick(payload)
+		if err != nil {
+			return err
+		}
+		l.p.mu.Lock()
+		old := l.p.name
+		l.p.name = m.Name
+		l.p.mu.Unlock()
+		if old != m.Name {
+			l.n.checkTrust(l.p)
+			l.n.emit(Nick{ID: l.id, Old: old, New: m.Name})
+			l.n.warnIfConflict(l.p)
+		}
+	case transport.TypeBye:
+		m, err := transport.DecodeBye(payload)
+		if err != nil {
+			return err
+		}
+		reason := m.Reason
+		if reason == "" {
+			reason = "left"
+		}
+		l.mu.Lock()
+		l.bye = reason
+		l.mu.Unlock()
+	case transport.TypeTimeReq:
+		m, err := transport.DecodeTimeReq(payload)
+		if err != nil {
+			return err
+		}
+		l.reply(timeReply(m, at))
+	case transport.TypeEchoReq:
+		// Reply encodes the payload before the next read reuses it.
+		m, err := transport.DecodeEchoInPlace(t, payload)
+		if err != nil {
+			return err
+		}
+		m.Reply = true
+		l.reply(m)
+	case transport.TypeEchoResp:
+		m, err := transport.DecodeEchoInPlace(t, payload)
+		if err != nil {
+			return err
+		}
+		l.n.completeEcho(l.id, m, at, true)
+	case transport.TypeTimeResp:
+		m, err := transport.DecodeTimeResp(payload)
+		if err != nil {
+			return err
+		}
+		l.n.completeTime(l.id, m, at)
+	case transport.TypeHello, transport.TypeWelcome, transport.TypeProbe, transport.TypeProbeAck:
+		return fmt.Errorf("unexpected %v frame", t)
+	default:
+		// A newer version's message: skip it, as the protocol promises.
+		l.n.log.Debug("skipping unknown frame", "peer", l.name(), "type", uint8(t), "bytes", len(payload))
+	}
+	return nil
+}
+
+// reply answers a request from the reader. A reply that finds the queue
+// full is dropped (the requester times out): a peer that asks without
+// reading must not make this node hold more. Any other failure broke the
+// connection: the next Read ends the loop and says why.
+func (l *link) reply(m transport.Message) {
+	if err := l.conn.Reply(m); errors.Is(err, transport.ErrQueueFull) {
+		l.n.log.Debug("reply dropped: the peer is not reading", "peer", l.name(), "type", m.Type())
+	}
+}
+
+// timeReply answers a time request that arrived at t2.
+func timeReply(m transport.TimeReq, t2 time.Time) transport.TimeResp {
+	t3 := time.Now()
+	zone, off := t3.Zone()
+	return transport.TimeResp{
+		ReqID: m.ReqID, T1: m.T1, T2: t2.UnixNano(), T3: t3.UnixNano(),
+		Zone: zone, ZoneOffset: int32(off),
+	}
+}
