@@ -1121,3 +1121,50 @@ func (l *LAN) Rate(t testing.TB, i int, rate string) {
 		t.Fatalf("rate %s on %s: %v", rate, l.Host(i).Hostname, err)
 	}
 }
+
+// Signal sends sig to the node's process (SIGSTOP, SIGCONT, SIGHUP...).
+func (n *Node) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	if n.cmd.Process == nil || n.Exited() {
+		t.Fatalf("%s: cannot send %v: not running", n.Label, sig)
+	}
+	if err := syscall.Kill(n.cmd.Process.Pid, sig); err != nil {
+		t.Fatalf("%s: %v: %v", n.Label, sig, err)
+	}
+}
+
+// WaitExit waits, within timeout, for the process to exit on its own and
+// returns how it exited; after timeout it kills it and fails the test.
+func (n *Node) WaitExit(t testing.TB, timeout time.Duration) error {
+	t.Helper()
+	select {
+	case <-n.done:
+		return n.exitError()
+	case <-time.After(timeout):
+		n.killed.Store(true)
+		n.signalKill()
+		t.Fatalf("%s: still running %v after it was asked to leave; killed%s", n.Label, timeout, n.diagnostics())
+		return nil
+	}
+}
+
+// RSS is the process's resident memory in bytes (VmRSS), or -1.
+func (n *Node) RSS() int64 {
+	if n.cmd.Process == nil {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			if err != nil {
+				return -1
+			}
+			return kb << 10
+		}
+	}
+	return -1
+}
