@@ -364,11 +364,15 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 	if list == nil {
 		list = []map[string]any{}
 	}
-	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d failed authentication, %d replayed, %d from unknown senders, %d stray replies, %d overruns",
+	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d failed authentication, %d replayed, %d from unknown senders, %d stray replies, %d overruns\n",
 		st.BadDatagrams, st.AuthFailures, st.Replays, st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
+	fmt.Fprintf(&b, "connections refused: %d handshakes failed, %d closed at once (too many handshakes under way)",
+		st.HandshakesFailed, st.StrangersRefused)
 	c.out.emit("peers", []field{{"peers", list}, {"dropped", map[string]uint64{
 		"malformed": st.BadDatagrams, "auth_failed": st.AuthFailures, "replayed": st.Replays,
 		"unknown_sender": st.UnknownSenders, "stray_reply": st.StrayReplies, "overrun": st.DatagramOverruns,
+	}}, {"refused", map[string]uint64{
+		"handshake_failed": st.HandshakesFailed, "over_limit": st.StrangersRefused,
 	}}}, b.String(), true)
 	return nil
 }

@@ -155,7 +155,7 @@ func (n *Node) Discovered(f Found) {
 			}
 		}
 	}
-	if n.links[f.ID] != nil || n.dialing[f.ID] {
+	if n.links[f.ID] != nil || n.dialing[f.ID] || n.twinRefusedLocked(f.ID) {
 		n.mu.Unlock()
 		return
 	}

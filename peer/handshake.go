@@ -55,12 +55,16 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		UDPPort: uint16(n.net.UDPPort()), Session: n.session, Via: viaCode,
 		TCPPort: uint16(n.net.TCPPort()),
 	}
+	remoteIP := hostOf(remote)
 	if sec.ID != "" {
 		n.mu.Lock()
 		if n.links[sec.ID] != nil {
 			hello.Flags |= transport.HelloConnected
 		}
 		n.mu.Unlock()
+		if _, twin := n.twinOf(sec.ID, 0, remoteIP); twin {
+			hello.Flags |= transport.HelloTwin
+		}
 	}
 	if err := c.Send(hello); err != nil {
 		return fail(fmt.Errorf("handshake with %v: %w", remote, err))
@@ -80,7 +84,17 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		return fail(fmt.Errorf("handshake with %v: hello claims id %s but the TLS key is that of %s", remote, h.ID, sec.ID))
 	}
 	if h.ID == n.id {
+		if h.Session != n.session && !n.selfTwin.Swap(true) {
+			n.emit(Warning{Text: fmt.Sprintf("SAME IDENTITY TWICE: another process at %v uses this node's key (%s), a copied key file? "+
+				"Each machine needs its own key (delete the copy's identity file to make a new one)", remote, ShortID(n.id))})
+		}
 		return fail(fmt.Errorf("handshake with %v: %w", remote, ErrSelf))
+	}
+	if h.Flags&transport.HelloTwin != 0 {
+		// The other end holds our identity connected from elsewhere.
+		reason := "it is connected to this node's identity from another address"
+		n.refusedAsTwin(h.ID, fmt.Sprintf("%s (%s)", h.Name, ShortID(h.ID)), reason)
+		return fail(fmt.Errorf("handshake with %v: %w: %s", remote, ErrTwin, reason))
 	}
 	if expectID != "" && h.ID != expectID {
 		return fail(fmt.Errorf("handshake with %v: node id is %s, expected %s", remote, h.ID, expectID))
@@ -94,6 +108,14 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	var tcpAddr netip.AddrPort
 	if ta, ok := remote.(*net.TCPAddr); ok {
 		tcpAddr = ta.AddrPort()
+	}
+	if kept, twin := n.twinOf(h.ID, h.Session, remoteIP); twin {
+		n.warnTwin(h.ID, twinText(h.ID, kept, remote))
+		if n.id < h.ID {
+			c.Send(transport.Welcome{Status: transport.WelcomeTwin,
+				Reason: fmt.Sprintf("node %s is connected here from %s already", ShortID(h.ID), kept)})
+		}
+		return fail(fmt.Errorf("handshake with %v: %w: %s is connected from %s already", remote, ErrTwin, ShortID(h.ID), kept))
 	}
 	l := &link{
 		n: n, conn: c, ch: sec.Datagrams, id: h.ID, session: h.Session, via: via,
@@ -134,6 +156,9 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		case transport.WelcomeOK:
 		case transport.WelcomeDuplicate:
 			return fail(fmt.Errorf("%w to %s (%s)", ErrDuplicate, h.Name, ShortID(h.ID)))
+		case transport.WelcomeTwin:
+			n.refusedAsTwin(h.ID, fmt.Sprintf("%s (%s)", h.Name, ShortID(h.ID)), w.Reason)
+			return fail(fmt.Errorf("handshake with %v: %w: %s", remote, ErrTwin, w.Reason))
 		default:
 			return fail(fmt.Errorf("handshake with %v: refused: %s", remote, w.Reason))
 		}

@@ -41,6 +41,9 @@ var (
 	// ErrAway is wrapped when a request needs a connection the peer has
 	// lost for now.
 	ErrAway = errors.New("is away")
+	// ErrTwin is wrapped when a connection is refused because another
+	// process with the same identity is connected from another address.
+	ErrTwin = errors.New("same identity connected from elsewhere")
 )
 
 // Config configures a Node.
@@ -108,8 +111,12 @@ type Node struct {
 	// dialing holds ids (from mDNS) being dialled, to dial each once.
 	dialing map[string]bool
 	// accepting counts the handshakes under way on accepted
-	// connections, by remote address.
-	accepting map[netip.Addr]int
+	// connections, by remote address, and handshaking in all.
+	accepting   map[netip.Addr]int
+	handshaking int
+	// twinWarned is when each id last seen from two places was reported;
+	// twinRefused when each peer that refused this node as a twin did.
+	twinWarned, twinRefused map[string]time.Time
 	// warned holds mDNS instances already reported as unusable.
 	warned map[string]bool
 	// closed is set when the node stops: nothing more is admitted.
@@ -123,7 +130,15 @@ type Node struct {
 	pmu     sync.Mutex // protects pending
 	pending map[uint64]pending
 
+	// connLog carries the lines about refused and broken connections,
+	// rate-limited.
+	connLog *rateLog
+	// selfTwin is set once the user was told that another process uses
+	// this node's identity.
+	selfTwin atomic.Bool
+
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
+	strangersRefused, handshakesFailed                                atomic.Uint64
 }
 
 // New makes a node; Run starts it.
@@ -157,25 +172,28 @@ func New(cfg Config) (*Node, error) {
 	var b [8]byte
 	rand.Read(b[:])
 	n := &Node{
-		id:        cfg.Identity.ID,
-		ident:     cfg.Identity,
-		known:     cfg.Known,
-		secure:    cfg.Secure,
-		session:   binary.BigEndian.Uint64(b[:]),
-		net:       cfg.Network,
-		connOpt:   transport.ConnOptions{QueueLimit: cfg.QueueLimit, StallTimeout: cfg.StallTimeout},
-		log:       cfg.Logger,
-		events:    make(chan Event, 1024),
-		ready:     make(chan struct{}),
-		name:      cfg.Name,
-		links:     map[string]*link{},
-		peers:     map[string]*Peer{},
-		onLost:    cfg.OnPeerLost,
-		onUp:      cfg.OnPeerUp,
-		dialing:   map[string]bool{},
-		accepting: map[netip.Addr]int{},
-		warned:    map[string]bool{},
-		pending:   map[uint64]pending{},
+		id:          cfg.Identity.ID,
+		ident:       cfg.Identity,
+		known:       cfg.Known,
+		secure:      cfg.Secure,
+		session:     binary.BigEndian.Uint64(b[:]),
+		net:         cfg.Network,
+		connOpt:     transport.ConnOptions{QueueLimit: cfg.QueueLimit, StallTimeout: cfg.StallTimeout},
+		log:         cfg.Logger,
+		events:      make(chan Event, 1024),
+		ready:       make(chan struct{}),
+		name:        cfg.Name,
+		links:       map[string]*link{},
+		peers:       map[string]*Peer{},
+		onLost:      cfg.OnPeerLost,
+		onUp:        cfg.OnPeerUp,
+		dialing:     map[string]bool{},
+		accepting:   map[netip.Addr]int{},
+		twinWarned:  map[string]time.Time{},
+		twinRefused: map[string]time.Time{},
+		connLog:     newRateLog(cfg.Logger, 5, 10*time.Second),
+		warned:      map[string]bool{},
+		pending:     map[uint64]pending{},
 	}
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a
@@ -268,21 +286,22 @@ func (n *Node) Run(ctx context.Context) {
 }
 
 // accept runs the handshake of an accepted connection on its own
-// goroutine, counting it by remote address meanwhile (see holdOffLocked).
+// goroutine, counting it by remote address meanwhile (see holdOffLocked),
+// or closes it at once when too many handshakes are under way.
 func (n *Node) accept(c net.Conn) {
 	from := hostOf(c.RemoteAddr())
-	n.mu.Lock()
-	n.accepting[from]++
-	n.mu.Unlock()
+	if !n.admitStranger(from) {
+		c.Close()
+		n.strangersRefused.Add(1)
+		n.connLog.Log(slog.LevelInfo, "connection closed: too many handshakes under way", "addr", c.RemoteAddr(),
+			"limit", maxStrangers, "per_host", maxStrangersPerHost)
+		return
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_, err := n.handshake(c, false, 0, "")
-		n.mu.Lock()
-		if n.accepting[from]--; n.accepting[from] <= 0 {
-			delete(n.accepting, from)
-		}
-		n.mu.Unlock()
+		n.strangerDone(from)
 		if err != nil {
 			n.logHandshakeError(c.RemoteAddr(), err)
 		}
@@ -299,10 +318,12 @@ func hostOf(a net.Addr) netip.Addr {
 
 func (n *Node) logHandshakeError(addr net.Addr, err error) {
 	switch {
-	case errors.Is(err, ErrDuplicate), errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrDuplicate), errors.Is(err, context.Canceled), errors.Is(err, ErrTwin):
+		// A twin was reported once as a warning already.
 		n.log.Debug("connection not kept", "addr", addr, "err", err)
 	default:
-		n.log.Info("connection refused", "addr", addr, "err", err)
+		n.handshakesFailed.Add(1)
+		n.connLog.Log(slog.LevelInfo, "connection refused", "addr", addr, "err", err)
 	}
 }
 
@@ -347,6 +368,10 @@ type Stats struct {
 	DatagramOverruns uint64 // dropped because the node was behind
 	AuthFailures     uint64 // failed to open: forged, altered or wrong key
 	Replays          uint64 // a counter seen before, or too old
+	// Connections: accepted ones closed at once because too many
+	// handshakes were under way, and handshakes that failed.
+	StrangersRefused uint64
+	HandshakesFailed uint64
 }
 
 // Stats returns the drop counters.
@@ -358,5 +383,7 @@ func (n *Node) Stats() Stats {
 		AuthFailures:     n.authFailures.Load(),
 		Replays:          n.replays.Load(),
 		DatagramOverruns: n.net.Overruns(),
+		StrangersRefused: n.strangersRefused.Load(),
+		HandshakesFailed: n.handshakesFailed.Load(),
 	}
 }

@@ -38,18 +38,23 @@ func startNode(t testing.TB, name string) *testNode {
 }
 
 // startNodeWith starts a node with cfg, on a fresh transport on loopback
-// and with a logger of its own.
-func startNodeWith(t testing.TB, cfg Config) *testNode {
+// and with a logger of its own; dialFrom, when given, is the loopback
+// address its outgoing connections leave from, as from another machine.
+func startNodeWith(t testing.TB, cfg Config, dialFrom ...string) *testNode {
 	t.Helper()
 	tr, err := transport.Listen(0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.Network = tr
+	if len(dialFrom) > 0 {
+		cfg.Network = fromAddr{Transport: tr, local: dialFrom[0]}
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg.Network, cfg.Logger = tr, log
+	cfg.Logger = log
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

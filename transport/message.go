@@ -87,9 +87,16 @@ type Hello struct {
 	Flags uint8
 }
 
-// HelloConnected: the sender holds a live connection to the receiver
-// already, so this one must not replace it.
-const HelloConnected uint8 = 1
+// Hello flags.
+const (
+	// HelloConnected: the sender holds a live connection to the
+	// receiver already, so this one must not replace it.
+	HelloConnected uint8 = 1
+	// HelloTwin: the sender holds a live connection to the receiver's
+	// identity from another address: the receiver is a second machine
+	// with a copied key, and must not take the first one's place.
+	HelloTwin uint8 = 2
+)
 
 func (Hello) Type() Type { return TypeHello }
 func (m Hello) Append(b []byte) []byte {
@@ -142,6 +149,10 @@ const (
 	WelcomeOK        uint8 = 0
 	WelcomeDuplicate uint8 = 1 // a connection between the two already exists
 	WelcomeRefused   uint8 = 2 // see Reason
+	// WelcomeTwin: the receiver holds a live connection to another
+	// process with the sender's identity, from another address: two
+	// machines share one key (a copied key file).
+	WelcomeTwin uint8 = 3
 )
 
 // Welcome is sent by the node with the smaller id once it has decided
