@@ -235,7 +235,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 				d.Rescan()
 			}
 		},
-		OnPeerUp: func() {
+		OnPeerUp: func(string) {
 			select {
 			case peerUp <- struct{}{}:
 			default:

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"time"
 
@@ -15,7 +16,10 @@ import (
 // never uses it; it is here to show what TLS and sealing cost.
 type plainSecurer struct{}
 
-func (plainSecurer) Secure(_ context.Context, nc net.Conn, _ bool) (peer.Secured, error) {
+func (plainSecurer) Secure(_ context.Context, nc net.Conn, _ bool, stream string) (peer.Secured, error) {
+	if stream != "" {
+		return peer.Secured{}, fmt.Errorf("the plaintext bench securer opens no %s streams", stream)
+	}
 	return peer.Secured{
 		Conn:      nc,
 		Datagrams: transport.NewChannelAEAD(nullAEAD{}, nullAEAD{}),

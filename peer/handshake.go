@@ -21,11 +21,18 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	deadline := time.Now().Add(HandshakeTimeout)
 	raw.SetDeadline(deadline)
 	ctx, cancel := context.WithDeadline(n.ctx, deadline)
-	sec, err := n.secure.Secure(ctx, raw, dialed)
+	sec, err := n.secure.Secure(ctx, raw, dialed, "")
 	cancel()
 	if err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("handshake with %v: %w", remote, err)
+	}
+	if sec.Stream != "" {
+		// Not a chat connection: a stream of a connected peer's.
+		if err := n.acceptStream(sec, raw); err != nil {
+			return nil, fmt.Errorf("handshake with %v: %w", remote, err)
+		}
+		return nil, nil
 	}
 	if expectID != "" && sec.ID != "" && sec.ID != expectID {
 		raw.Close()
@@ -180,7 +187,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	l.conn.Send(n.announcement(l.id))
 	n.emit(PeerUp{Peer: l.info(), Back: back})
 	if n.onUp != nil {
-		n.onUp()
+		n.onUp(l.id)
 	}
 	n.warnIfConflict(l.p)
 	// The other side registers only after our welcome, so as decider we

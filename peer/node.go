@@ -70,7 +70,10 @@ type Config struct {
 	OnPeerLost func()
 	// OnPeerUp is called when a connection to a peer is established; it
 	// must not block.
-	OnPeerUp func()
+	OnPeerUp func(peerID string)
+	// OnStream takes inbound streams (transfers) from connected peers;
+	// without it they are refused.
+	OnStream OnStream
 }
 
 // Node is this process's member of the chat: it accepts and dials
@@ -122,7 +125,11 @@ type Node struct {
 	// closed is set when the node stops: nothing more is admitted.
 	closed bool
 
-	onLost, onUp func()
+	onLost   func()
+	onUp     func(peerID string)
+	onStream OnStream
+	// streams counts the inbound streams handed over, per peer.
+	streams map[string]int
 	// sendMu makes sending one message at a time: ids reach every peer
 	// in increasing order, which receivers rely on to drop duplicates.
 	sendMu sync.Mutex
@@ -187,6 +194,8 @@ func New(cfg Config) (*Node, error) {
 		peers:       map[string]*Peer{},
 		onLost:      cfg.OnPeerLost,
 		onUp:        cfg.OnPeerUp,
+		onStream:    cfg.OnStream,
+		streams:     map[string]int{},
 		dialing:     map[string]bool{},
 		accepting:   map[netip.Addr]int{},
 		twinWarned:  map[string]time.Time{},

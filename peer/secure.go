@@ -38,9 +38,19 @@ var _ Network = (*transport.Transport)(nil)
 // plaintext one of its own to measure what security costs.
 type Securer interface {
 	// Secure runs the handshake on nc within ctx; dialed tells which
-	// end this is. On error nc is left for the caller to close.
-	Secure(ctx context.Context, nc net.Conn, dialed bool) (Secured, error)
+	// end this is. A dialling end opens a stream of kind stream ("" for
+	// the chat connection, or StreamTransfer); an accepting end learns
+	// the kind from Secured.Stream. On error nc is left for the caller to
+	// close.
+	Secure(ctx context.Context, nc net.Conn, dialed bool, stream string) (Secured, error)
 }
+
+// Stream kinds besides the chat connection: each is a connection of its
+// own, to the same port, told apart in the TLS handshake (ALPN).
+const (
+	// StreamTransfer carries one file transfer (package transfer).
+	StreamTransfer = "transfer"
+)
 
 // Secured is a stream after its security handshake.
 type Secured struct {
@@ -56,6 +66,9 @@ type Secured struct {
 	// Conn options for this stream (its read buffer: TLS keeps a whole
 	// record already, a plain stream benefits from a larger one).
 	Options transport.ConnOptions
+	// Stream is the kind of stream the dialling end opened: "" for the
+	// chat connection.
+	Stream string
 }
 
 // ErrIdentity is wrapped when a node proves a different identity than the
@@ -66,6 +79,12 @@ var ErrIdentity = errors.New("identity mismatch")
 const (
 	labelFromDialer   = "EXPORTER-lanchat-udp-from-dialer"
 	labelFromAcceptor = "EXPORTER-lanchat-udp-from-acceptor"
+)
+
+// ALPN names of the chat connection and of a transfer stream.
+var (
+	chatALPN     = fmt.Sprintf("lanchat/%d", transport.ProtocolVersion)
+	transferALPN = "lanchat-transfer/1"
 )
 
 // tlsReadBuffer is a TLS stream's read buffer: small, because TLS holds
@@ -101,24 +120,44 @@ func tlsConfig(cert tls.Certificate) *tls.Config {
 			_, err := identity.PeerID(raw)
 			return err
 		},
-		NextProtos: []string{fmt.Sprintf("lanchat/%d", transport.ProtocolVersion)},
+		NextProtos: []string{chatALPN, transferALPN},
 		// A connection is made once and kept; nothing is resumed, so
 		// tickets would only cost each handshake work and bytes.
 		SessionTicketsDisabled: true,
 	}
 }
 
-func (s tlsSecurer) Secure(ctx context.Context, nc net.Conn, dialed bool) (Secured, error) {
+func (s tlsSecurer) Secure(ctx context.Context, nc net.Conn, dialed bool, stream string) (Secured, error) {
 	var tc *tls.Conn
-	if dialed {
-		tc = tls.Client(nc, s.conf)
-	} else {
+	switch {
+	case !dialed:
 		tc = tls.Server(nc, s.conf)
+	case stream == StreamTransfer:
+		conf := s.conf.Clone()
+		conf.NextProtos = []string{transferALPN}
+		tc = tls.Client(nc, conf)
+	case stream == "":
+		conf := s.conf.Clone()
+		conf.NextProtos = []string{chatALPN}
+		tc = tls.Client(nc, conf)
+	default:
+		return Secured{}, fmt.Errorf("unknown stream kind %q", stream)
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return Secured{}, fmt.Errorf("TLS handshake: %w", err)
 	}
 	st := tc.ConnectionState()
+	kind := ""
+	switch st.NegotiatedProtocol {
+	case transferALPN:
+		kind = StreamTransfer
+	case chatALPN, "":
+	default:
+		return Secured{}, fmt.Errorf("unknown protocol %q", st.NegotiatedProtocol)
+	}
+	if dialed && kind != stream {
+		return Secured{}, fmt.Errorf("asked for a %q stream, the peer agreed to %q", stream, kind)
+	}
 	// VerifyPeerCertificate has checked the certificate (the signature
 	// check is the costly part of a handshake): only the id is left.
 	pub, ok := st.PeerCertificates[0].PublicKey.(ed25519.PublicKey)
@@ -141,5 +180,6 @@ func (s tlsSecurer) Secure(ctx context.Context, nc net.Conn, dialed bool) (Secur
 	return Secured{
 		Conn: tc, ID: identity.IDOf(pub), Fingerprint: identity.Fingerprint(pub), Datagrams: ch,
 		Options: transport.ConnOptions{ReadBuffer: tlsReadBuffer},
+		Stream:  kind,
 	}, nil
 }
