@@ -17,7 +17,9 @@ import (
 // the node's memory or file descriptors. Each has HandshakeTimeout.
 const (
 	// maxStrangers is how many handshakes of accepted connections may
-	// be under way at once; maxStrangersPerHost from one address.
+	// be under way at once; maxStrangersPerHost from one address, but
+	// for loopback: this machine is not a stranger on the LAN, and
+	// several nodes on it may all be joining at once.
 	maxStrangers        = 128
 	maxStrangersPerHost = 16
 )
@@ -27,7 +29,7 @@ const (
 func (n *Node) admitStranger(from netip.Addr) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.handshaking >= maxStrangers || n.accepting[from] >= maxStrangersPerHost {
+	if n.handshaking >= maxStrangers || (n.accepting[from] >= maxStrangersPerHost && !from.IsLoopback()) {
 		return false
 	}
 	n.handshaking++
