@@ -30,7 +30,8 @@ type op struct {
 	peers []string
 	rec   []byte
 	// append and recv: the history line, its sequence and the lowercased
-	// text for the search index; bypeer is the conversation it belongs to.
+	// text for the search index; bypeer is the conversation it belongs to
+	// ("" for a group message sent).
 	seq    uint64
 	hist   []byte
 	folded string
@@ -73,7 +74,7 @@ func (s *Store) run() {
 				continue
 			}
 		}
-		s.queue, s.cur = nil, newCommit()
+		s.queue, s.cur = make([]op, 0, len(q)), newCommit()
 		snap := s.mem.clone()
 		ceilFrom, ceilTo := s.ceilingDur, s.ceilingWant
 		s.mu.Unlock()
@@ -123,15 +124,12 @@ func (s *Store) write(q []op, ceilFrom, ceilTo uint64) error {
 
 func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uint64) error {
 	meta, outs, recv := tx.Bucket(bMeta), tx.Bucket(bOut), tx.Bucket(bRecv)
-	hist, fb, byPeer := tx.Bucket(bHist), tx.Bucket(bFold), tx.Bucket(bByPeer)
+	hist, fb := tx.Bucket(bHist), tx.Bucket(bFold)
 	hist.FillPercent = 1 // keys only grow
 	if ceilTo > ceilFrom {
 		if err := meta.Put(kCeiling, seal(key(ceilTo))); err != nil {
 			return err
 		}
-	}
-	if err := meta.Put(kActive, seal(key(uint64(s.o.Now().UnixNano())))); err != nil {
-		return err
 	}
 	boxes := map[string]*bolt.Bucket{}
 	box := func(peer string, create bool) (*bolt.Bucket, error) {
@@ -159,17 +157,7 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 		if err := hist.Put(k, o.hist); err != nil {
 			return err
 		}
-		if o.bypeer != "" {
-			b, err := byPeer.CreateBucketIfNotExists([]byte(o.bypeer))
-			if err != nil {
-				return err
-			}
-			b.FillPercent = 1
-			if err := b.Put(k, nil); err != nil {
-				return err
-			}
-		}
-		return fold.add(o.seq, o.folded)
+		return fold.add(o.seq, o.bypeer, o.folded)
 	}
 	for _, o := range q {
 		switch o.kind {
@@ -246,60 +234,103 @@ func markDropped(hist *bolt.Bucket, peer string, v []byte) error {
 }
 
 // Search index blocks: up to foldLines consecutive lines, closed once
-// foldBytes of text are in.
+// foldBytes of text are in. A block is: the number of lines n (u16), n tags
+// (the first tagLen bytes of the line's conversation, its Peer, or zeros),
+// then the lowercased texts, each followed by NUL. The tags let History of
+// one peer read the blocks instead of a second index, whose pages every
+// commit would have to write too.
 const (
 	foldLines = 128
 	foldBytes = 4 << 10
+	tagLen    = 8
 )
 
 // foldState is the block being filled, and blocks changed in the current
-// transaction.
+// transaction (encoded).
 type foldState struct {
 	first uint64 // sequence of the block's first line
 	n     int
-	buf   []byte // lowercased texts, each followed by NUL
+	tags  []byte
+	texts []byte
 	dirty map[uint64][]byte
 }
 
 func (f foldState) clone() foldState {
-	f.buf = bytes.Clone(f.buf)
+	f.tags, f.texts = bytes.Clone(f.tags), bytes.Clone(f.texts)
 	f.dirty = nil
 	return f
 }
 
-func loadFold(k, v []byte) (foldState, error) {
+// foldBlock is a decoded block.
+type foldBlock struct {
+	first uint64
+	n     int
+	tags  []byte
+	texts []byte
+}
+
+func decodeFold(k, v []byte) (foldBlock, error) {
 	body, err := unseal(v)
+	if err != nil {
+		return foldBlock{}, err
+	}
+	if len(k) != 8 || len(body) < 2 {
+		return foldBlock{}, errShort
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	if n == 0 || n > foldLines || len(body) < 2+n*tagLen {
+		return foldBlock{}, errShort
+	}
+	b := foldBlock{first: binary.BigEndian.Uint64(k), n: n, tags: body[2 : 2+n*tagLen], texts: body[2+n*tagLen:]}
+	if len(b.texts) == 0 || b.texts[len(b.texts)-1] != 0 || bytes.Count(b.texts, []byte{0}) != n {
+		return foldBlock{}, errors.New("lines and texts do not agree")
+	}
+	return b, nil
+}
+
+func (b foldBlock) tag(i int) []byte { return b.tags[i*tagLen : (i+1)*tagLen] }
+
+func loadFold(k, v []byte) (foldState, error) {
+	b, err := decodeFold(k, v)
 	if err != nil {
 		return foldState{}, err
 	}
-	if len(k) != 8 || len(body) == 0 || body[len(body)-1] != 0 {
-		return foldState{}, errShort
-	}
-	return foldState{first: binary.BigEndian.Uint64(k), n: bytes.Count(body, []byte{0}), buf: bytes.Clone(body)}, nil
+	return foldState{first: b.first, n: b.n, tags: bytes.Clone(b.tags), texts: bytes.Clone(b.texts)}, nil
+}
+
+// tagOf is the tag of a conversation.
+func tagOf(peer string) []byte {
+	t := make([]byte, tagLen)
+	copy(t, peer)
+	return t
 }
 
 // add appends line seq's text; seq follows the last line added.
-func (f *foldState) add(seq uint64, folded string) error {
+func (f *foldState) add(seq uint64, peer, folded string) error {
 	if f.n > 0 && seq != f.first+uint64(f.n) {
 		return fmt.Errorf("%w: search index: line %d after %d", ErrCorrupt, seq, f.first+uint64(f.n)-1)
 	}
-	if f.n == 0 || f.n >= foldLines || len(f.buf) >= foldBytes {
-		f.first, f.n, f.buf = seq, 0, nil
+	if f.n == 0 || f.n >= foldLines || len(f.texts) >= foldBytes {
+		f.first, f.n, f.tags, f.texts = seq, 0, nil, nil
 	}
-	f.buf = append(f.buf, folded...)
-	f.buf = append(f.buf, 0)
+	f.tags = append(f.tags, tagOf(peer)...)
+	f.texts = append(f.texts, folded...)
+	f.texts = append(f.texts, 0)
 	f.n++
 	if f.dirty == nil {
 		f.dirty = map[uint64][]byte{}
 	}
-	f.dirty[f.first] = f.buf
+	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
+	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
+	v = append(append(v, f.tags...), f.texts...)
+	f.dirty[f.first] = v
 	return nil
 }
 
 func (f *foldState) flush(b *bolt.Bucket) error {
 	b.FillPercent = 1
 	for k, v := range f.dirty {
-		if err := b.Put(key(k), seal(bytes.Clone(v))); err != nil {
+		if err := b.Put(key(k), seal(v)); err != nil {
 			return err
 		}
 	}

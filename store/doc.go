@@ -32,11 +32,10 @@
 //
 // # On disk
 //
-// Buckets: meta (format, epoch, id ceiling, last activity), out/PEER
+// Buckets: meta (format, epoch, id ceiling), out/PEER
 // (message id → waiting message), recv (sender → epoch and last id),
 // hist (sequence → line), fold (sequence of a block's first line → the
-// lowercased texts of up to 128 consecutive lines, NUL-separated: what
-// Search scans), bypeer/PEER (sequence → nothing: the lines of one
-// conversation). Every value ends with a CRC-32C of itself, since bbolt
-// checks only its meta pages.
+// conversation tags and lowercased texts of up to 128 consecutive lines:
+// what Search and History of one peer scan). Every value ends with a
+// CRC-32C of itself, since bbolt checks only its meta pages.
 package store

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -122,20 +124,20 @@ const MaxLines = 10_000
 // when peer is "", or of one: what peer sent, and direct messages to it.
 func (s *Store) History(peer string, n int) ([]Line, error) {
 	n = min(max(n, 0), MaxLines)
+	if n == 0 {
+		return nil, nil
+	}
 	acked := s.ackedSnapshot()
 	var lines []Line
 	err := s.view(func(tx *bolt.Tx) error {
 		hist := tx.Bucket(bHist)
-		var c *bolt.Cursor
-		if peer == "" {
-			c = hist.Cursor()
-		} else {
-			b := tx.Bucket(bByPeer).Bucket([]byte(peer))
-			if b == nil {
-				return nil
-			}
-			c = b.Cursor()
+		if peer != "" {
+			defer dropPages(tx)
+			return s.eachLine(tx, func(b foldBlock, i int) (bool, error) {
+				return s.collect(tx, hist, b, i, peer, acked, &lines, n)
+			}, nil)
 		}
+		c := hist.Cursor()
 		for k, _ := c.Last(); k != nil && len(lines) < n; k, _ = c.Prev() {
 			l, err := s.line(tx, hist, k, acked)
 			if err != nil {
@@ -145,10 +147,67 @@ func (s *Store) History(peer string, n int) ([]Line, error) {
 		}
 		return nil
 	})
-	for i, j := 0, len(lines)-1; i < j; i, j = i+1, j-1 {
-		lines[i], lines[j] = lines[j], lines[i]
-	}
+	slices.Reverse(lines)
 	return lines, err
+}
+
+// collect appends line i of block b to lines when it is of peer's
+// conversation ("" for all), and says whether to go on.
+func (s *Store) collect(tx *bolt.Tx, hist *bolt.Bucket, b foldBlock, i int, peer string, acked map[string]uint64, lines *[]Line, limit int) (bool, error) {
+	if peer != "" && !bytes.Equal(b.tag(i), tagOf(peer)) {
+		return true, nil
+	}
+	l, err := s.line(tx, hist, key(b.first+uint64(i)), acked)
+	if err != nil {
+		return false, err
+	}
+	if peer == "" || l.Peer == peer {
+		*lines = append(*lines, l)
+	}
+	return len(*lines) < limit, nil
+}
+
+// eachLine calls f for the lines of the search index, newest first: every
+// line, or with q those whose text contains q, until f says stop.
+func (s *Store) eachLine(tx *bolt.Tx, f func(b foldBlock, i int) (bool, error), q []byte) error {
+	c := tx.Bucket(bFold).Cursor()
+	var idx []int
+	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+		b, err := decodeFold(k, v)
+		if err != nil {
+			return fmt.Errorf("%w: search index block %x: %w", ErrCorrupt, k, err)
+		}
+		idx = idx[:0]
+		if q == nil {
+			for i := range b.n {
+				idx = append(idx, i)
+			}
+		} else {
+			line, at := 0, 0
+			for {
+				i := bytes.Index(b.texts[at:], q)
+				if i < 0 {
+					break
+				}
+				line += bytes.Count(b.texts[at:at+i], []byte{0})
+				idx = append(idx, line)
+				// Go on after the end of this line: one hit per line.
+				e := bytes.IndexByte(b.texts[at+i:], 0)
+				if e < 0 {
+					break
+				}
+				at += i + e + 1
+				line++
+			}
+		}
+		for j := len(idx) - 1; j >= 0; j-- {
+			more, err := f(b, idx[j])
+			if err != nil || !more {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Search returns up to limit lines whose text contains text, ignoring case
@@ -160,47 +219,17 @@ func (s *Store) Search(peer, text string, limit int) ([]Line, error) {
 		return nil, errors.New("search: give a text to look for")
 	}
 	limit = min(max(limit, 0), MaxLines)
+	if limit == 0 {
+		return nil, nil
+	}
 	acked := s.ackedSnapshot()
 	var lines []Line
 	err := s.view(func(tx *bolt.Tx) error {
+		defer dropPages(tx)
 		hist := tx.Bucket(bHist)
-		c := tx.Bucket(bFold).Cursor()
-		var idx []int
-		for k, v := c.Last(); k != nil && len(lines) < limit; k, v = c.Prev() {
-			f, err := unseal(v)
-			if err != nil || len(k) != 8 {
-				return fmt.Errorf("%w: search index: %w", ErrCorrupt, errors.Join(err, errShort))
-			}
-			first := binary.BigEndian.Uint64(k)
-			idx = idx[:0]
-			line, at := 0, 0
-			for {
-				i := bytes.Index(f[at:], q)
-				if i < 0 {
-					break
-				}
-				line += bytes.Count(f[at:at+i], []byte{0})
-				idx = append(idx, line)
-				// Go on after the end of this line: one hit per line.
-				e := bytes.IndexByte(f[at+i:], 0)
-				if e < 0 {
-					break
-				}
-				at += i + e + 1
-				line++
-			}
-			for j := len(idx) - 1; j >= 0 && len(lines) < limit; j-- {
-				l, err := s.line(tx, hist, key(first+uint64(idx[j])), acked)
-				if err != nil {
-					return err
-				}
-				if peer != "" && l.Peer != peer {
-					continue
-				}
-				lines = append(lines, l)
-			}
-		}
-		return nil
+		return s.eachLine(tx, func(b foldBlock, i int) (bool, error) {
+			return s.collect(tx, hist, b, i, peer, acked, &lines, limit)
+		}, q)
 	})
 	return lines, err
 }
@@ -269,4 +298,16 @@ func (s *Store) line(tx *bolt.Tx, hist *bolt.Bucket, k []byte, acked map[string]
 		}
 	}
 	return l, nil
+}
+
+// dropPages lets go of the pages of the file that a scan mapped in: they
+// stay in the page cache, but no longer count in the process's resident
+// memory (a search of a large history touches most of the file). It must
+// run inside a transaction, which keeps bbolt from remapping the file.
+func dropPages(tx *bolt.Tx) {
+	addr := tx.DB().Info().Data
+	if addr == 0 || tx.Size() <= 0 {
+		return
+	}
+	syscall.Syscall(syscall.SYS_MADVISE, addr, uintptr(tx.Size()), syscall.MADV_DONTNEED)
 }

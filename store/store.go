@@ -225,17 +225,15 @@ var doneCommit = func() *Commit { c := newCommit(); c.finish(nil); return c }()
 
 // Bucket names.
 var (
-	bMeta   = []byte("meta")
-	bOut    = []byte("out")
-	bRecv   = []byte("recv")
-	bHist   = []byte("hist")
-	bFold   = []byte("fold")
-	bByPeer = []byte("bypeer")
+	bMeta = []byte("meta")
+	bOut  = []byte("out")
+	bRecv = []byte("recv")
+	bHist = []byte("hist")
+	bFold = []byte("fold")
 
 	kFormat  = []byte("format")
 	kEpoch   = []byte("epoch")
 	kCeiling = []byte("ceiling")
-	kActive  = []byte("active")
 )
 
 // Open opens (or makes) the store at path: directory 0700, file 0600. A
@@ -305,6 +303,9 @@ func movable(err error) bool {
 var errNewer = errors.New("written by a newer lanchat")
 
 func (s *Store) tryOpen() (err error) {
+	if fi, err := os.Stat(s.path); err == nil && fi.Size() > 0 {
+		s.lastActive = fi.ModTime()
+	}
 	var db *bolt.DB
 	err = guard(func() error {
 		var err error
@@ -355,13 +356,6 @@ func (s *Store) load() error {
 						}
 						*kv.v = n
 					}
-				}
-				if v := m.Get(kActive); v != nil {
-					n, err := u64val(v)
-					if err != nil {
-						return fmt.Errorf("meta %s: %w", kActive, err)
-					}
-					s.lastActive = time.Unix(0, int64(n))
 				}
 			}
 			if b := tx.Bucket(bRecv); b != nil {
@@ -446,7 +440,7 @@ func (s *Store) load() error {
 	want := next + idLease
 	err = guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {
-			for _, n := range [][]byte{bMeta, bOut, bRecv, bHist, bFold, bByPeer} {
+			for _, n := range [][]byte{bMeta, bOut, bRecv, bHist, bFold} {
 				if _, err := tx.CreateBucketIfNotExists(n); err != nil {
 					return err
 				}
@@ -455,7 +449,7 @@ func (s *Store) load() error {
 			for _, kv := range []struct {
 				k []byte
 				v uint64
-			}{{kFormat, formatVersion}, {kEpoch, epoch}, {kCeiling, want}, {kActive, uint64(s.o.Now().UnixNano())}} {
+			}{{kFormat, formatVersion}, {kEpoch, epoch}, {kCeiling, want}} {
 				if err := m.Put(kv.k, seal(key(kv.v))); err != nil {
 					return err
 				}
@@ -511,8 +505,8 @@ func (s *Store) Epoch() uint64 { return s.epoch }
 // Path is the file.
 func (s *Store) Path() string { return s.path }
 
-// LastActive is when the store was last written before this Open (zero
-// for a new store): roughly when the node last ran.
+// LastActive is when the file was last written before this Open (its
+// modification time; zero for a new store): roughly when the node last ran.
 func (s *Store) LastActive() time.Time { return s.lastActive }
 
 // Close waits (at most Options.CloseWait) for what is queued to be

@@ -23,7 +23,17 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		os.Exit(crashChild())
 	}
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	for _, p := range historyPaths {
+		os.RemoveAll(filepath.Dir(p))
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // wait bounds every wait in tests; nothing asserts speed.
