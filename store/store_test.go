@@ -638,6 +638,9 @@ func TestCloseWithPending(t *testing.T) {
 func TestFilePermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state", "lanchat")
 	path := filepath.Join(dir, "s.db")
+	open(t, path, Options{}).Close()
+	os.Chmod(dir, 0o755) // made by another part of lanchat, say
+	os.Chmod(path, 0o644)
 	open(t, path, Options{})
 	for p, want := range map[string]os.FileMode{dir: 0o700 | os.ModeDir, path: 0o600} {
 		fi, err := os.Stat(p)
