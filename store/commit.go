@@ -1,0 +1,354 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+type opKind uint8
+
+const (
+	opNop opKind = iota // only makes a commit happen
+	opAppend
+	opRecv
+	opAck
+	opDrop
+)
+
+// op is one queued change; the committer applies a batch of them in one
+// transaction, in queue order.
+type op struct {
+	kind opKind
+	id   uint64 // append: message id; recv: sender's id
+	// append: the peers whose outboxes get rec.
+	peers []string
+	rec   []byte
+	// append and recv: the history line, its sequence and the lowercased
+	// text for the search index; bypeer is the conversation it belongs to
+	// ("" for a group message sent).
+	seq    uint64
+	hist   []byte
+	folded string
+	bypeer string
+	// recv: the sender and what to record of it.
+	peer string
+	rr   recvRec
+	// ack: ids in (lo, hi] leave peer's outbox; drop: every id up to hi.
+	lo, hi uint64
+}
+
+// enqueueLocked queues o and wakes the committer; it returns the commit o
+// will be part of.
+func (s *Store) enqueueLocked(o op) *Commit {
+	s.queue = append(s.queue, o)
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return s.cur
+}
+
+// run is the committer: it commits whatever is queued, one transaction at a
+// time, until Close and an empty queue.
+func (s *Store) run() {
+	defer close(s.done)
+	for {
+		select {
+		case <-s.wake:
+		case <-s.stop:
+		}
+		s.mu.Lock()
+		q, c := s.queue, s.cur
+		if len(q) == 0 {
+			s.mu.Unlock()
+			select {
+			case <-s.stop:
+				return
+			default:
+				continue
+			}
+		}
+		s.queue, s.cur = make([]op, 0, len(q)), newCommit()
+		snap := s.mem.clone()
+		ceilFrom, ceilTo := s.ceilingDur, s.ceilingWant
+		s.mu.Unlock()
+
+		err := s.write(q, ceilFrom, ceilTo)
+
+		var behind *Commit
+		s.mu.Lock()
+		if err == nil {
+			s.dur = snap
+			s.ceilingDur = ceilTo
+		} else {
+			// What is queued behind was decided on state that is now
+			// lost: fail it too, and go back to what is on disk.
+			if len(s.queue) > 0 {
+				s.queue = nil
+				behind = s.cur
+				s.cur = newCommit()
+			}
+			s.mem = s.dur.clone()
+		}
+		s.mu.Unlock()
+		c.finish(err)
+		if behind != nil {
+			behind.finish(err)
+		}
+	}
+}
+
+// write applies q in one transaction.
+func (s *Store) write(q []op, ceilFrom, ceilTo uint64) error {
+	fold := s.fold.clone()
+	err := guard(func() error {
+		return s.db.Update(func(tx *bolt.Tx) error {
+			return s.apply(tx, q, &fold, ceilFrom, ceilTo)
+		})
+	})
+	if err != nil {
+		if errors.Is(err, ErrCorrupt) {
+			return s.damaged(err)
+		}
+		return fmt.Errorf("store %s: %w", s.path, diskErr(err))
+	}
+	s.fold = fold
+	return nil
+}
+
+func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uint64) error {
+	meta, outs, recv := tx.Bucket(bMeta), tx.Bucket(bOut), tx.Bucket(bRecv)
+	hist, fb := tx.Bucket(bHist), tx.Bucket(bFold)
+	hist.FillPercent = 1 // keys only grow
+	if ceilTo > ceilFrom {
+		if err := meta.Put(kCeiling, seal(key(ceilTo))); err != nil {
+			return err
+		}
+	}
+	boxes := map[string]*bolt.Bucket{}
+	box := func(peer string, create bool) (*bolt.Bucket, error) {
+		if b := boxes[peer]; b != nil {
+			return b, nil
+		}
+		b := outs.Bucket([]byte(peer))
+		if b == nil && create {
+			var err error
+			if b, err = outs.CreateBucket([]byte(peer)); err != nil {
+				return nil, err
+			}
+		}
+		if b != nil {
+			b.FillPercent = 0.9
+			boxes[peer] = b
+		}
+		return b, nil
+	}
+	addLine := func(o op) error {
+		if o.hist == nil {
+			return nil
+		}
+		k := key(o.seq)
+		if err := hist.Put(k, o.hist); err != nil {
+			return err
+		}
+		return fold.add(o.seq, o.bypeer, o.folded)
+	}
+	for _, o := range q {
+		switch o.kind {
+		case opAppend:
+			k := key(o.id)
+			for _, p := range o.peers {
+				b, err := box(p, true)
+				if err != nil {
+					return err
+				}
+				if err := b.Put(k, o.rec); err != nil {
+					return err
+				}
+			}
+			if err := addLine(o); err != nil {
+				return err
+			}
+		case opRecv:
+			if err := recv.Put([]byte(o.peer), o.rr.encode()); err != nil {
+				return err
+			}
+			if err := addLine(o); err != nil {
+				return err
+			}
+		case opAck, opDrop:
+			b, err := box(o.peer, false)
+			if err != nil || b == nil {
+				return err
+			}
+			var ks [][]byte
+			c := b.Cursor()
+			for k, v := c.Seek(key(o.lo + 1)); k != nil && binary.BigEndian.Uint64(k) <= o.hi; k, v = c.Next() {
+				ks = append(ks, k)
+				if o.kind == opDrop {
+					if err := markDropped(hist, o.peer, v); err != nil {
+						return err
+					}
+				}
+			}
+			for _, k := range ks {
+				if err := b.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return fold.flush(fb)
+}
+
+// markDropped records in the history line of an outbox record that it was
+// dropped for peer.
+func markDropped(hist *bolt.Bucket, peer string, v []byte) error {
+	r, err := decodeOut(v)
+	if err != nil {
+		return fmt.Errorf("%w: outbox of %.8s: %w", ErrCorrupt, peer, err)
+	}
+	if r.seq == 0 {
+		return nil
+	}
+	hv := hist.Get(key(r.seq))
+	if hv == nil {
+		return nil
+	}
+	h, err := decodeHist(hv)
+	if err != nil {
+		return fmt.Errorf("%w: history line %d: %w", ErrCorrupt, r.seq, err)
+	}
+	for i := range h.to {
+		if h.to[i].id == peer {
+			h.to[i].state = stateDropped
+		}
+	}
+	return hist.Put(key(r.seq), h.encode())
+}
+
+// Search index blocks: up to foldLines consecutive lines, closed once
+// foldBytes of text are in. A block is: the number of lines n (u16), n tags
+// (the first tagLen bytes of the line's conversation, its Peer, or zeros),
+// then the lowercased texts, each followed by NUL. The tags let History of
+// one peer read the blocks instead of a second index, whose pages every
+// commit would have to write too.
+const (
+	foldLines = 128
+	foldBytes = 4 << 10
+	tagLen    = 8
+)
+
+// foldState is the block being filled, and blocks changed in the current
+// transaction (encoded).
+type foldState struct {
+	first uint64 // sequence of the block's first line
+	n     int
+	tags  []byte
+	texts []byte
+	dirty map[uint64][]byte
+}
+
+func (f foldState) clone() foldState {
+	f.tags, f.texts = bytes.Clone(f.tags), bytes.Clone(f.texts)
+	f.dirty = nil
+	return f
+}
+
+// foldBlock is a decoded block.
+type foldBlock struct {
+	first uint64
+	n     int
+	tags  []byte
+	texts []byte
+}
+
+func decodeFold(k, v []byte) (foldBlock, error) {
+	body, err := unseal(v)
+	if err != nil {
+		return foldBlock{}, err
+	}
+	if len(k) != 8 || len(body) < 2 {
+		return foldBlock{}, errShort
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	if n == 0 || n > foldLines || len(body) < 2+n*tagLen {
+		return foldBlock{}, errShort
+	}
+	b := foldBlock{first: binary.BigEndian.Uint64(k), n: n, tags: body[2 : 2+n*tagLen], texts: body[2+n*tagLen:]}
+	if len(b.texts) == 0 || b.texts[len(b.texts)-1] != 0 || bytes.Count(b.texts, []byte{0}) != n {
+		return foldBlock{}, errors.New("lines and texts do not agree")
+	}
+	return b, nil
+}
+
+func (b foldBlock) tag(i int) []byte { return b.tags[i*tagLen : (i+1)*tagLen] }
+
+func loadFold(k, v []byte) (foldState, error) {
+	b, err := decodeFold(k, v)
+	if err != nil {
+		return foldState{}, err
+	}
+	return foldState{first: b.first, n: b.n, tags: bytes.Clone(b.tags), texts: bytes.Clone(b.texts)}, nil
+}
+
+// tagOf is the tag of a conversation.
+func tagOf(peer string) []byte {
+	t := make([]byte, tagLen)
+	copy(t, peer)
+	return t
+}
+
+// add appends line seq's text; seq follows the last line added.
+func (f *foldState) add(seq uint64, peer, folded string) error {
+	if f.n > 0 && seq != f.first+uint64(f.n) {
+		return fmt.Errorf("%w: search index: line %d after %d", ErrCorrupt, seq, f.first+uint64(f.n)-1)
+	}
+	if f.n == 0 || f.n >= foldLines || len(f.texts) >= foldBytes {
+		f.first, f.n, f.tags, f.texts = seq, 0, nil, nil
+	}
+	f.tags = append(f.tags, tagOf(peer)...)
+	f.texts = append(f.texts, folded...)
+	f.texts = append(f.texts, 0)
+	f.n++
+	if f.dirty == nil {
+		f.dirty = map[uint64][]byte{}
+	}
+	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
+	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
+	v = append(append(v, f.tags...), f.texts...)
+	f.dirty[f.first] = v
+	return nil
+}
+
+func (f *foldState) flush(b *bolt.Bucket) error {
+	b.FillPercent = 1
+	for k, v := range f.dirty {
+		if err := b.Put(key(k), seal(v)); err != nil {
+			return err
+		}
+	}
+	f.dirty = nil
+	return nil
+}
+
+// fold is the form of a text that Search compares.
+func fold(s string) string { return strings.ToLower(s) }
+
+// waitCommit waits for c, at most CloseWait.
+func (s *Store) waitCommit(c *Commit) error {
+	t := time.NewTimer(s.o.CloseWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+		return c.err
+	case <-t.C:
+		return fmt.Errorf("store %s: no commit within %v", s.path, s.o.CloseWait)
+	}
+}
