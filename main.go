@@ -31,6 +31,7 @@ import (
 	"lanchat/discovery"
 	"lanchat/identity"
 	"lanchat/peer"
+	"lanchat/store"
 	"lanchat/transport"
 )
 
@@ -51,6 +52,7 @@ type options struct {
 	ifaces   listFlag
 	peers    listFlag
 	noMDNS   bool
+	noHist   bool
 	json     bool
 	verbose  bool
 	version  bool
@@ -66,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.ifaces, "iface", "run mDNS on this interface only (repeatable)")
 	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
+	fs.BoolVar(&o.noHist, "no-history", false, "keep no chat history (messages waiting for delivery are still kept on disk)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -120,7 +123,8 @@ func releaseAfterBursts(ctx context.Context, peerUp <-chan struct{}) {
 	}
 }
 
-func historyFile() string {
+// stateDir is $XDG_STATE_HOME/lanchat, by default ~/.local/state/lanchat.
+func stateDir() string {
 	dir := os.Getenv("XDG_STATE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -129,7 +133,45 @@ func historyFile() string {
 		}
 		dir = filepath.Join(home, ".local", "state")
 	}
-	return filepath.Join(dir, "lanchat", "history")
+	return filepath.Join(dir, "lanchat")
+}
+
+func historyFile() string {
+	if d := stateDir(); d != "" {
+		return filepath.Join(d, "history")
+	}
+	return ""
+}
+
+// storePath is where the store of the node id lives: one per identity.
+func storePath(id string) (string, error) {
+	d := stateDir()
+	if d == "" {
+		return "", errors.New("no state directory: set XDG_STATE_HOME or HOME")
+	}
+	return filepath.Join(d, "store-"+id[:16]+".db"), nil
+}
+
+// openStore opens the node's store, saying what was done with a damaged
+// one.
+func openStore(id string, noHistory bool) (*store.Store, []string, error) {
+	path, err := storePath(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(path, store.Options{NoHistory: noHistory})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, fmt.Errorf("%s is in use by another lanchat with this identity: %w", path, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the message store: %w", err)
+	}
+	var notices []string
+	if aside, why := st.MovedAside(); aside != "" {
+		notices = append(notices, fmt.Sprintf("the message store was damaged (%v): it was moved to %s and a new one was made; "+
+			"messages that waited for delivery there were not sent", why, aside))
+	}
+	return st, notices, nil
 }
 
 func init() {
@@ -220,6 +262,17 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	if err != nil {
 		return err
 	}
+	st, notices, err := openStore(ident.ID, o.noHist)
+	if err != nil {
+		return err
+	}
+	// Closed last, once the node has stopped: what is being committed
+	// is finished first.
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Warn("closing the message store", "err", err)
+		}
+	}()
 	tr, err := transport.Listen(o.port)
 	if err != nil {
 		return err
@@ -229,7 +282,8 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	var disc atomic.Pointer[discovery.Service]
 	peerUp := make(chan struct{}, 1)
 	node, err := peer.New(peer.Config{
-		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger,
+		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger, Store: st,
+		GiveUpAfter: testGiveUp(),
 		OnPeerLost: func() {
 			if d := disc.Load(); d != nil {
 				d.Rescan()
@@ -281,6 +335,8 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	con := console.New(console.Config{
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
+		Notices: notices,
+		History: historyOf(st, o.noHist),
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)
@@ -305,6 +361,22 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		logger.Warn("shutdown took too long; exiting anyway")
 	}
 	return runErr
+}
+
+// testGiveUp reads LANCHAT_TEST_GIVE_UP, a duration that replaces the
+// 90 s after which a lost peer is no longer redialled: a hook for the
+// end-to-end tests, which cannot wait that long.
+func testGiveUp() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("LANCHAT_TEST_GIVE_UP"))
+	return d
+}
+
+// historyOf is what answers /history and /search: nil with --no-history.
+func historyOf(st *store.Store, off bool) console.History {
+	if off {
+		return nil
+	}
+	return st
 }
 
 // slogWriter turns standard-log lines into debug records.

@@ -40,6 +40,9 @@ func init() {
 		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
 		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
 		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},
+		{"drop", "/drop PEER", "discard the messages waiting for PEER", (*Console).cmdDrop},
+		{"history", "/history [PEER] [-n N]", "show the last N lines (default 20), of all conversations or of one", (*Console).cmdHistory},
+		{"search", "/search TEXT", "find the lines that contain TEXT (case does not matter), newest first", (*Console).cmdSearch},
 		{"help", "/help", "show this help", (*Console).cmdHelp},
 		{"quit", "/quit", "leave: peers are told, then lanchat exits (also Ctrl-D); warns first if messages are undelivered", nil},
 	}
@@ -74,8 +77,7 @@ func (c *Console) cmdMsg(_ context.Context, args []string, rest string) error {
 	rest = strings.TrimLeft(rest, " ")
 	target := args[0]
 	text := strings.TrimLeft(rest[len(target):], " ")
-	sent, err := c.node.Tell(target, text)
-	c.showSent(sent, text, true)
+	_, err := c.node.Tell(target, text)
 	return err
 }
 
@@ -469,15 +471,19 @@ func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
 	list := []map[string]any{}
 	total := 0
 	for _, p := range pending {
-		total += len(p.Messages)
-		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, len(p.Messages))
+		total += p.Count
+		more := ""
+		if p.Count > len(p.Messages) {
+			more = fmt.Sprintf(" (the first %d:)", len(p.Messages))
+		}
+		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered%s\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, p.Count, more)
 		var msgs []map[string]any
 		for _, m := range p.Messages {
 			age := time.Since(m.Queued)
 			fmt.Fprintf(&b, "  #%d %s ago: %s\n", m.MsgID, age.Round(100*time.Millisecond), preview([]byte(m.Text)))
 			msgs = append(msgs, map[string]any{"msg_id": m.MsgID, "text": m.Text, "direct": m.Direct, "age_ms": ms(age)})
 		}
-		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.State.String(), "messages": msgs})
+		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.State.String(), "count": p.Count, "messages": msgs})
 	}
 	if total == 0 {
 		b.WriteString("every message has been delivered")

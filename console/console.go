@@ -35,6 +35,8 @@ type Node interface {
 	Whoami() peer.Whoami
 	Trust(idPrefix string) (peer.Info, error)
 	Forget(nameOrID string) ([]string, error)
+	Drop(peerArg string) (peer.Info, int, error)
+	ResolveID(peerArg string) (peer.Info, error)
 }
 
 // Config configures a Console.
@@ -54,6 +56,10 @@ type Config struct {
 	// OnRename is called after /nick has told the peers, to update the
 	// mDNS record.
 	OnRename func(name string) error
+	// History answers /history and /search; nil when there is none.
+	History History
+	// Notices are shown after the ready line (a store moved aside).
+	Notices []string
 	// TCPPort and UDPPort are shown in the ready event.
 	TCPPort, UDPPort int
 	Version          string
@@ -90,6 +96,9 @@ func (c *Console) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.ready()
+	for _, text := range c.cfg.Notices {
+		c.out.emit("warning", []field{{"text", text}}, "!!! "+text, false)
+	}
 	pumpDone := make(chan struct{})
 	go func() {
 		defer close(pumpDone)
@@ -218,6 +227,8 @@ func (c *Console) show(ev peer.Event) {
 		}
 		c.out.emit("peer_state", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"state", e.State.String()},
 			{"silence_ms", ms(e.Silence)}}, plain, false)
+	case peer.Stored:
+		c.showStored(e)
 	case peer.Delivered:
 		// One line per message and peer would drown a terminal: only
 		// scripts get them.
@@ -258,11 +269,9 @@ func (c *Console) execute(ctx context.Context, line string) bool {
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 		// "//" sends a line that starts with a slash, as IRC does.
 		text := strings.TrimPrefix(line, "/")
-		sent, err := c.node.Say(text)
-		if err != nil {
+		if _, err := c.node.Say(text); err != nil {
 			c.out.Error(err)
 		}
-		c.showSent(sent, text, false)
 		return true
 	}
 	name, rest, _ := strings.Cut(line[1:], " ")
@@ -293,14 +302,15 @@ func (c *Console) background(ctx context.Context, f func(ctx context.Context)) {
 	}()
 }
 
-// showSent reports, to scripts, the id a message got and who it is for.
-func (c *Console) showSent(s peer.Sent, text string, direct bool) {
-	if !c.cfg.JSON || s.MsgID == 0 {
+// showStored reports, to scripts, that a message is on disk and on its
+// way: its id and who it is for.
+func (c *Console) showStored(s peer.Stored) {
+	if !c.cfg.JSON {
 		return
 	}
-	var to []string
+	to := []string{}
 	for _, p := range s.To {
 		to = append(to, p.ID)
 	}
-	c.out.emit("sent", []field{{"msg_id", s.MsgID}, {"text", text}, {"direct", direct}, {"to", to}}, "", false)
+	c.out.emit("sent", []field{{"msg_id", s.MsgID}, {"text", s.Text}, {"direct", s.Direct}, {"to", to}}, "", false)
 }

@@ -246,3 +246,17 @@ func (k *Known) saveLocked() error {
 	k.unterminated = false
 	return nil
 }
+
+// NamesOf lists the names pinned to id, sorted.
+func (k *Known) NamesOf(id string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var names []string
+	for name, p := range k.pins {
+		if p.id == id {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}

@@ -31,6 +31,15 @@ type PeerState struct {
 	Silence time.Duration
 }
 
+// Stored: a chat message is on disk (with a store; otherwise queued) and
+// on its way to the peers in To. Show it as sent from here on.
+type Stored struct {
+	MsgID  uint64
+	Text   string
+	Direct bool
+	To     []Ref
+}
+
 // Delivered: a peer acknowledged a chat message.
 type Delivered struct {
 	Peer  Ref
@@ -68,6 +77,7 @@ func (PeerUp) isEvent()    {}
 func (PeerDown) isEvent()  {}
 func (PeerState) isEvent() {}
 func (Delivered) isEvent() {}
+func (Stored) isEvent()    {}
 func (Chat) isEvent()      {}
 func (Nick) isEvent()      {}
 func (Notice) isEvent()    {}

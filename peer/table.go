@@ -183,3 +183,57 @@ func describe(ps []*Peer) string {
 	slices.Sort(s)
 	return strings.Join(s, ", ")
 }
+
+// infoOf describes the node id: a peer of this session, or one known
+// only from the known-peers file or the store.
+func (n *Node) infoOf(id string) Info {
+	n.mu.Lock()
+	p := n.peers[id]
+	n.mu.Unlock()
+	if p != nil {
+		return p.info()
+	}
+	return Info{ID: id, Name: n.knownName(id), State: Away, UDP: UDPNone}
+}
+
+// knownName is a name the known-peers file gives id, or its short id.
+func (n *Node) knownName(id string) string {
+	if names := n.known.NamesOf(id); len(names) > 0 {
+		return names[0]
+	}
+	return ShortID(id)
+}
+
+// ResolveID finds a peer of this session (name or id prefix), or one
+// known from an earlier session by name, or by an id prefix of the peers
+// with messages waiting on disk.
+func (n *Node) ResolveID(arg string) (Info, error) {
+	id, err := n.resolveID(arg)
+	if err != nil {
+		return Info{}, err
+	}
+	return n.infoOf(id), nil
+}
+
+func (n *Node) resolveID(arg string) (string, error) {
+	p, err := n.lookup(arg)
+	if err == nil {
+		return p.id, nil
+	}
+	if id, ok := n.known.PinnedID(arg); ok {
+		return id, nil
+	}
+	if n.store != nil {
+		norm := identity.NormalizeID(arg)
+		var match []string
+		for id := range n.store.Pending() {
+			if len(norm) >= 4 && strings.HasPrefix(id, norm) {
+				match = append(match, id)
+			}
+		}
+		if len(match) == 1 {
+			return match[0], nil
+		}
+	}
+	return "", err
+}

@@ -83,8 +83,13 @@ type Hello struct {
 	Via uint8
 	// TCPPort is where the sender listens, for reconnecting to it.
 	TCPPort uint16
-	// Flags: HelloConnected.
+	// Flags: HelloConnected, HelloTwin.
 	Flags uint8
+	// Epoch names the sender's sequence of message ids (its store's):
+	// message identity is (sender id, epoch, message id), so a receiver
+	// drops a resend after either side restarted. Absent (0) from older
+	// senders; then the session is the epoch.
+	Epoch uint64
 }
 
 // Hello flags.
@@ -110,6 +115,7 @@ func (m Hello) Append(b []byte) []byte {
 	e.u8(m.Via)
 	e.u16(m.TCPPort)
 	e.u8(m.Flags)
+	e.u64(m.Epoch)
 	return e.b
 }
 
@@ -129,6 +135,9 @@ func DecodeHello(p []byte) (Hello, error) {
 	m.Via = d.u8("via")
 	m.TCPPort = d.u16("tcp port")
 	m.Flags = d.u8("flags")
+	if d.err == nil && len(d.b) > 0 {
+		m.Epoch = d.u64("epoch")
+	}
 	if d.err != nil {
 		return m, d.err
 	}
