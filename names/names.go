@@ -35,7 +35,7 @@ func Enforce(s string) (string, error) {
 	if err := precheck(s); err != nil {
 		return "", err
 	}
-	e, err := profile.String(s)
+	e, err := guard(profile.String, s)
 	if err != nil {
 		return "", fmt.Errorf("%w %q: %s", ErrInvalid, s, precisReason(err))
 	}
@@ -64,7 +64,7 @@ func Key(s string) (string, error) {
 	if _, err := Enforce(s); err != nil {
 		return "", err
 	}
-	k, err := profile.CompareKey(s)
+	k, err := guard(profile.CompareKey, s)
 	if err != nil {
 		return "", fmt.Errorf("%w %q: %s", ErrInvalid, s, precisReason(err))
 	}
@@ -92,6 +92,18 @@ func LooksLikeID(s string) bool {
 		n++
 	}
 	return n >= 4
+}
+
+// guard runs a PRECIS function and turns a panic into an error: names
+// come from the network, and golang.org/x/text before v0.41.0 panicked on
+// some strings (those NFKC expands a lot, such as U+FDFA).
+func guard(f func(string) (string, error), s string) (out string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = "", fmt.Errorf("precis: %v", r)
+		}
+	}()
+	return f(s)
 }
 
 // precheck refuses, before PRECIS maps anything away, what the profile

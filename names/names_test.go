@@ -37,6 +37,8 @@ func TestEnforce(t *testing.T) {
 		{strings.Repeat("x", MaxLen), strings.Repeat("x", MaxLen)}, {strings.Repeat("x", MaxLen+1), ""},
 		{strings.Repeat("é", 33), ""},
 		{"\xff", ""},
+		{"00000\ufdfa0000000000000000000000", ""}, // NFKC expands it to words; x/text v0.40.0 panicked
+		{"a\ufdfa", ""},
 		// id look-alikes
 		{"K7QX", ""}, {"K7QXM2PA", ""}, {"K7QX-M2PA", ""}, {"BOB2", ""}, {"ABCD", ""}, {"ＡＢＣＤ", ""},
 		{"ΑΒΓΔ", ""}, {"1234", ""}, {"----", ""},
@@ -84,7 +86,7 @@ func TestKeyFoldsCaseAndWidth(t *testing.T) {
 }
 
 func FuzzEnforce(f *testing.F) {
-	for _, s := range []string{"alice", "ａｌｉｃｅ", "a b", "\u202e", "K7QX", "#x", "zoë"} {
+	for _, s := range []string{"alice", "ａｌｉｃｅ", "a b", "\u202e", "K7QX", "#x", "zoë", "00000\ufdfa0000000000000000000000", "\ufdfa\ufdfa"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
