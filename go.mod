@@ -10,6 +10,7 @@ require (
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.31.0
 	golang.org/x/term v0.30.0
+	golang.org/x/text v0.41.0
 )
 
 require (

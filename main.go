@@ -30,6 +30,7 @@ import (
 	"lanchat/console"
 	"lanchat/discovery"
 	"lanchat/identity"
+	"lanchat/names"
 	"lanchat/peer"
 	"lanchat/store"
 	"lanchat/transport"
@@ -211,10 +212,12 @@ func run(args []string) int {
 		fmt.Printf("lanchat %s (protocol %d)\n", version, transport.ProtocolVersion)
 		return 0
 	}
-	if err := transport.CheckName(o.name); err != nil {
+	name, err := names.Enforce(o.name)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "lanchat: --name: %v\n", err)
 		return 2
 	}
+	o.name = name
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -258,13 +261,16 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		return err
 	}
 	defer lock.Close()
-	known, err := identity.LoadKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile))
+	known, warns, err := identity.OpenKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile), identity.KnownOptions{})
 	if err != nil {
 		return err
 	}
 	st, notices, err := openStore(ident.ID, o.noHist)
 	if err != nil {
 		return err
+	}
+	for _, w := range warns {
+		notices = append(notices, w.String())
 	}
 	// Closed last, once the node has stopped: what is being committed
 	// is finished first.

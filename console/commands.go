@@ -37,6 +37,7 @@ func init() {
 		{"nick", "/nick NAME", "change your name; peers and mDNS learn it", (*Console).cmdNick},
 		{"connect", "/connect [ID@]HOST:PORT", "connect to a node that mDNS cannot find; with ID, it must prove that id", (*Console).cmdConnect},
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
+		{"verify", "/verify PEER [CODE]", "show the code to compare with PEER's user (by voice or in person); with the code they read, mark PEER verified", (*Console).cmdVerify},
 		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
 		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
 		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},

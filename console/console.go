@@ -37,6 +37,7 @@ type Node interface {
 	Forget(nameOrID string) ([]string, error)
 	Drop(peerArg string) (peer.Info, int, error)
 	ResolveID(peerArg string) (peer.Info, error)
+	Verify(peerArg, code string) (peer.Verification, error)
 }
 
 // Config configures a Console.
@@ -240,10 +241,15 @@ func (c *Console) show(ev peer.Event) {
 		if e.Direct {
 			mark = "(direct) "
 		}
+		// A stranger's line never looks like a verified friend's.
 		from := e.From.Name
-		if e.From.Trust == identity.Conflict {
-			// Never let an impostor's line look like the real one's.
+		switch e.From.Trust {
+		case identity.Conflict:
 			from = fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name)
+		case identity.Verified:
+			from += " ✓"
+		case identity.FirstSeen:
+			from = fmt.Sprintf("%s (new, %s)", e.From.Name, peer.ShortID(e.From.ID))
 		}
 		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct},
 			{"trust", e.From.Trust.String()}, {"msg_id", e.MsgID}},

@@ -7,6 +7,15 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"lanchat/termtext"
+)
+
+// Caps on what one plain event and one log line may print (termtext):
+// far above anything lanchat prints (a chat line is at most 16 KiB).
+const (
+	maxPlain   = 64 << 10
+	maxLogLine = 8 << 10
 )
 
 // field is one key and value of a JSON event, kept in order so that
@@ -59,7 +68,8 @@ func (p *Printer) emit(event string, fields []field, plain string, bare bool) {
 		if !bare {
 			b.WriteString(now.Format("[15:04:05] "))
 		}
-		b.WriteString(plain)
+		// Every plain line passes the one terminal sanitiser.
+		b.Write(termtext.AppendSanitized(b.AvailableBuffer(), plain, maxPlain, true))
 		if plain == "" || plain[len(plain)-1] != '\n' {
 			b.WriteByte('\n')
 		}
@@ -74,7 +84,7 @@ func writeJSON(b *bytes.Buffer, v any) {
 	if err != nil {
 		enc, _ = json.Marshal(fmt.Sprint(v))
 	}
-	b.Write(enc)
+	b.Write(termtext.EscapeJSON(b.AvailableBuffer(), enc))
 }
 
 // Error prints an error event.
@@ -91,9 +101,13 @@ func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3f ms", ms(d)) }
 // Write writes b as it is, under the output lock: log lines reach a
 // terminal this way, through readline, so they do not garble the prompt.
 func (p *Printer) Write(b []byte) (int, error) {
+	safe := safeLine(b)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.w.Write(b)
+	if _, err := p.w.Write(safe); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // LogWriter is where log lines go; the console points it at the terminal
@@ -110,7 +124,11 @@ func (l *LogWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	w := l.w
 	l.mu.Unlock()
-	return w.Write(b)
+	// Log lines carry peer-supplied values too.
+	if _, err := w.Write(safeLine(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // set redirects the writer and returns the previous destination.
@@ -120,4 +138,14 @@ func (l *LogWriter) set(w io.Writer) io.Writer {
 	old := l.w
 	l.w = w
 	return old
+}
+
+// safeLine is a log line through the sanitiser, still ending its line
+// when it was cut.
+func safeLine(b []byte) []byte {
+	out := termtext.AppendSanitized(nil, string(b), maxLogLine, true)
+	if len(b) > 0 && b[len(b)-1] == '\n' && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
 }

@@ -129,7 +129,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		n: n, conn: c, ch: sec.Datagrams, id: h.ID, session: h.Session, via: via,
 		since: time.Now(), addr: remote.String(),
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
-		udpPort: h.UDPPort, done: make(chan struct{}), fingerprint: sec.Fingerprint,
+		udpPort: h.UDPPort, done: make(chan struct{}), fingerprint: sec.Fingerprint, key: sec.Key,
 		epoch: h.Epoch,
 	}
 	l.rcond = sync.NewCond(&l.rmu)

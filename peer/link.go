@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +31,10 @@ type link struct {
 	addr    string
 	tcpAddr netip.AddrPort
 	udpPort uint16
-	// fingerprint of the peer's key ("" when the securer proves none).
+	// fingerprint and key of the peer's key (none when the securer
+	// proves none).
 	fingerprint string
+	key         ed25519.PublicKey
 	// done is closed when the connection has ended; waiters on requests
 	// to this peer give up then.
 	done chan struct{}

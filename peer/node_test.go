@@ -612,7 +612,7 @@ func TestBadInput(t *testing.T) {
 		u.Write([]byte(fmt.Sprintf("junk %d", i)))
 	}
 	stranger, _ := transport.NewChannel(make([]byte, transport.KeySize), make([]byte, transport.KeySize))
-	forged, _ := stranger.Seal(nil, "no-such-node", transport.TimeReq{ReqID: 1})
+	forged, _ := stranger.Seal(nil, strings.Repeat("Z", 52), transport.TimeReq{ReqID: 1}) // no such node
 	u.Write(forged)
 	wrongKey, _ := stranger.Seal(nil, b.ID(), transport.TimeReq{ReqID: 1})
 	u.Write(wrongKey)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"lanchat/identity"
+	"lanchat/names"
 )
 
 // staleAfter is how old a connection must be before a new one from the
@@ -109,40 +110,52 @@ func (n *Node) PeerNames() []string {
 	return names
 }
 
-// lookup finds a peer, connected or away, by name or id prefix.
+// lookup finds a peer, connected or away, by id prefix first, then by
+// name (compared as names are: case and width folded). An id prefix wins
+// so that no peer can capture messages meant for an id by taking it as
+// its name.
 func (n *Node) lookup(arg string) (*Peer, error) {
 	ps := n.peerList()
-	var byName, byID, conflicts []*Peer
 	norm := identity.NormalizeID(arg)
+	if len(norm) >= 4 && isIDPrefix(norm) {
+		var byID []*Peer
+		for _, p := range ps {
+			if strings.HasPrefix(p.id, norm) {
+				byID = append(byID, p)
+			}
+		}
+		switch len(byID) {
+		case 1:
+			return byID[0], nil
+		case 0:
+		default:
+			return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
+		}
+	}
+	var byName, conflicts []*Peer
 	for _, p := range ps {
 		p.mu.Lock()
 		name, trust := p.name, p.trust
 		p.mu.Unlock()
-		if name == arg {
-			// A name is never resolved to a node that is not the one
-			// known by that name.
-			if trust == identity.Conflict {
-				conflicts = append(conflicts, p)
-			} else {
-				byName = append(byName, p)
-			}
+		if !names.Equal(name, arg) {
+			continue
 		}
-		if len(norm) >= 4 && strings.HasPrefix(p.id, norm) {
-			byID = append(byID, p)
+		// A name is never resolved to a node that is not the one known
+		// by that name.
+		if trust == identity.Conflict {
+			conflicts = append(conflicts, p)
+		} else {
+			byName = append(byName, p)
 		}
 	}
 	switch {
-	case len(byName) == 0 && len(conflicts) > 0 && len(byID) == 0:
+	case len(byName) == 0 && len(conflicts) > 0:
 		pinned, _ := n.known.PinnedID(arg)
 		return nil, fmt.Errorf("%s is not the %s you know (%s): /trust %s to accept it, or give its id prefix", describe(conflicts), arg, ShortID(pinned), ShortID(conflicts[0].id))
 	case len(byName) == 1:
 		return byName[0], nil
 	case len(byName) > 1:
 		return nil, fmt.Errorf("%q is the name of %d peers: give an id prefix instead (%s)", arg, len(byName), describe(byName))
-	case len(byID) == 1:
-		return byID[0], nil
-	case len(byID) > 1:
-		return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
 	case len(ps) == 0:
 		return nil, fmt.Errorf("unknown peer %q: %w", arg, ErrNoPeers)
 	}
@@ -236,4 +249,15 @@ func (n *Node) resolveID(arg string) (string, error) {
 		}
 	}
 	return "", err
+}
+
+// isIDPrefix reports whether s, normalised, is made of the characters of
+// node ids (base32: A-Z, 2-7).
+func isIDPrefix(s string) bool {
+	for _, r := range s {
+		if !('A' <= r && r <= 'Z' || '2' <= r && r <= '7') {
+			return false
+		}
+	}
+	return true
 }
