@@ -1,8 +1,8 @@
 package transfer
 
 import (
-	"encoding"
 	"crypto/sha256"
+	"encoding"
 	"fmt"
 	"hash"
 
