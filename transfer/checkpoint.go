@@ -8,8 +8,7 @@ import (
 )
 
 // checkpointer makes a receiver's data durable off the data path. A
-// checkpoint takes the position the session has published (t.next,
-// t.offset, t.h): it syncs the partial file being written and the
+// checkpoint takes a position from the session (ckPoint): it syncs the partial file being written and the
 // verified files not yet renamed, records the position in the state
 // file, renames the verified files into place and hands the session an
 // acknowledgement for the sender. One runs at a time; a request while
@@ -17,18 +16,30 @@ import (
 type checkpointer struct {
 	m    *Manager
 	t    *tx
-	req  chan chan error // a checkpoint; the reply channel may be nil
+	req  chan ckReq
 	acks chan ackMsg     // cap 1: the latest acknowledgement
 	errs chan error      // cap 1: a checkpoint that failed
 	quit chan struct{}
 	done chan struct{}
-	busy bool // owned by the session
-	idle chan struct{}
+	idle chan struct{} // holds a token while no checkpoint runs
+}
+
+// ckPoint is a position: entries before next are verified, off bytes of
+// entry next are written and hash to prefix.
+type ckPoint struct {
+	next   int
+	off    int64
+	prefix []byte
+}
+
+type ckReq struct {
+	p     ckPoint
+	reply chan error // nil: report failures on errs
 }
 
 func (m *Manager) newCheckpointer(t *tx) *checkpointer {
 	ck := &checkpointer{
-		m: m, t: t, req: make(chan chan error), acks: make(chan ackMsg, 1),
+		m: m, t: t, req: make(chan ckReq), acks: make(chan ackMsg, 1),
 		errs: make(chan error, 1), quit: make(chan struct{}), done: make(chan struct{}),
 		idle: make(chan struct{}, 1),
 	}
@@ -41,10 +52,10 @@ func (ck *checkpointer) run() {
 	defer close(ck.done)
 	for {
 		select {
-		case reply := <-ck.req:
-			err := ck.checkpoint(reply != nil)
-			if reply != nil {
-				reply <- err
+		case r := <-ck.req:
+			err := ck.checkpoint(r.p, r.reply != nil)
+			if r.reply != nil {
+				r.reply <- err
 			} else if err != nil {
 				select {
 				case ck.errs <- err:
@@ -59,14 +70,14 @@ func (ck *checkpointer) run() {
 }
 
 // request starts a checkpoint unless one runs; it reports whether it did.
-func (ck *checkpointer) request() bool {
+func (ck *checkpointer) request(p ckPoint) bool {
 	select {
 	case <-ck.idle:
 	default:
 		return false
 	}
 	select {
-	case ck.req <- nil:
+	case ck.req <- ckReq{p: p}:
 		return true
 	case <-ck.quit:
 		return false
@@ -75,14 +86,14 @@ func (ck *checkpointer) request() bool {
 
 // final waits for any checkpoint running, then makes one covering
 // everything received, and returns its error.
-func (ck *checkpointer) final() error {
+func (ck *checkpointer) final(p ckPoint) error {
 	select {
 	case <-ck.idle:
 	case <-ck.m.ctx.Done():
 		return ErrClosed
 	}
 	reply := make(chan error, 1)
-	ck.req <- reply
+	ck.req <- ckReq{p: p, reply: reply}
 	select {
 	case err := <-reply:
 		return err
@@ -93,8 +104,8 @@ func (ck *checkpointer) final() error {
 
 // flush is a final checkpoint whose error is only logged: the stream is
 // lost or the disk is full, and what can be kept is kept.
-func (ck *checkpointer) flush() {
-	if err := ck.final(); err != nil && !errors.Is(err, ErrClosed) {
+func (ck *checkpointer) flush(p ckPoint) {
+	if err := ck.final(p); err != nil && !errors.Is(err, ErrClosed) {
 		ck.m.log.Debug("transfer: checkpoint", "id", ck.t.id, "err", err)
 	}
 }
@@ -106,14 +117,10 @@ func (ck *checkpointer) close() {
 
 // checkpoint does one checkpoint; last also syncs the folders the files
 // were renamed into.
-func (ck *checkpointer) checkpoint(last bool) error {
+func (ck *checkpointer) checkpoint(p ckPoint, last bool) error {
 	m, t := ck.m, ck.t
+	next, off, prefix := p.next, p.off, p.prefix
 	t.mu.Lock()
-	next, off := t.next, t.offset
-	var prefix []byte
-	if off > 0 && t.h != nil {
-		prefix = t.h.Clone().Sum()
-	}
 	from := t.renamed
 	t.mu.Unlock()
 

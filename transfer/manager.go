@@ -665,11 +665,12 @@ func (m *Manager) serveInbound(peer string, c net.Conn) {
 	var first any
 	select {
 	case first = <-s.in:
-	case err := <-s.errc:
-		m.log.Debug("transfer: inbound stream", "peer", peer, "err", err)
+	case <-m.ctx.Done():
 		s.close()
 		return
-	case <-m.ctx.Done():
+	}
+	if err, ok := first.(error); ok {
+		m.log.Debug("transfer: inbound stream", "peer", peer, "err", err)
 		s.close()
 		return
 	}

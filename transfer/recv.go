@@ -126,12 +126,13 @@ func (m *Manager) recvSession(t *tx, s *stream) {
 			s.sendFinal(t.finalMsg())
 			return
 		case x := <-s.in:
+			if _, ok := x.(error); ok {
+				// The offer keeps waiting; the sender redials.
+				return
+			}
 			if !m.recvControl(t, s, x) {
 				return
 			}
-		case <-s.errc:
-			// The offer keeps waiting; the sender redials.
-			return
 		case <-ticker.C:
 			if s.ping() != nil {
 				return
@@ -461,8 +462,16 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 	}()
 	var sinceCk int64
 	lastCk := time.Now()
+	// point is the position for a checkpoint; h is this goroutine's.
+	point := func() ckPoint {
+		p := ckPoint{next: cur, off: pos}
+		if pos > 0 {
+			p.prefix = h.Clone().Sum()
+		}
+		return p
+	}
 	finished := func() {
-		if err := ck.final(); err != nil {
+		if err := ck.final(point()); err != nil {
 			m.fail(t, s, codeIO, err.Error())
 			return
 		}
@@ -480,6 +489,10 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 		select {
 		case x := <-s.in:
 			switch msg := x.(type) {
+			case error:
+				m.interrupted(t, msg)
+				ck.flush(point())
+				return
 			case dataItem:
 				n := int64(len(msg.data))
 				switch {
@@ -500,13 +513,13 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 					var err error
 					if f, err = m.openPartial(t, cur, pos); err != nil {
 						s.release(msg.buf)
-						m.writeFailed(t, s, ck, err)
+						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
 				}
 				if _, err := f.WriteAt(msg.data, pos); err != nil {
 					s.release(msg.buf)
-					m.writeFailed(t, s, ck, err)
+					m.writeFailed(t, s, ck, point(), err)
 					return
 				}
 				h.Write(msg.data)
@@ -515,7 +528,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				sinceCk += n
 				m.received(t, cur, pos, n, start, startDone)
 				if sinceCk >= m.opt.CheckpointBytes || time.Since(lastCk) >= m.opt.CheckpointEvery {
-					if ck.request() {
+					if ck.request(point()) {
 						sinceCk, lastCk = 0, time.Now()
 					}
 				}
@@ -532,7 +545,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				if f == nil {
 					var err error
 					if f, err = m.openPartial(t, cur, pos); err != nil {
-						m.writeFailed(t, s, ck, err)
+						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
 				}
@@ -554,7 +567,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 					return
 				}
 				if time.Since(lastCk) >= m.opt.CheckpointEvery || sinceCk >= m.opt.CheckpointBytes {
-					if ck.request() {
+					if ck.request(point()) {
 						sinceCk, lastCk = 0, time.Now()
 					}
 				}
@@ -565,33 +578,39 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 			}
 		case a := <-ck.acks:
 			if err := s.send(a); err != nil {
-				m.interrupted(t, err)
-				ck.flush()
+				m.recvBroken(t, s, err)
+				ck.flush(point())
 				return
 			}
 		case err := <-ck.errs:
-			m.writeFailed(t, s, ck, err)
-			return
-		case err := <-s.errc:
-			m.interrupted(t, err)
-			ck.flush()
+			m.writeFailed(t, s, ck, point(), err)
 			return
 		case <-stop:
 			s.sendFinal(t.finalMsg())
 			return
 		case <-ticker.C:
 			if err := s.ping(); err != nil {
-				m.interrupted(t, err)
-				ck.flush()
+				m.recvBroken(t, s, err)
+				ck.flush(point())
 				return
 			}
-			if time.Since(lastCk) >= m.opt.CheckpointEvery && ck.request() {
+			if time.Since(lastCk) >= m.opt.CheckpointEvery && ck.request(point()) {
 				sinceCk, lastCk = 0, time.Now()
 			}
 		case <-m.ctx.Done():
 			return
 		}
 	}
+}
+
+// recvBroken handles a write that failed: the sender may have said why
+// before it closed.
+func (m *Manager) recvBroken(t *tx, s *stream, err error) {
+	if msg := s.lastWords(time.Second); msg != nil {
+		m.recvControl(t, s, msg)
+		return
+	}
+	m.interrupted(t, err)
 }
 
 // received publishes the position and emits progress.
@@ -623,9 +642,9 @@ func (m *Manager) openPartial(t *tx, i int, pos int64) (*os.File, error) {
 
 // writeFailed ends a transfer on a local write error. A full disk keeps
 // the partial data, durable up to here, for a resume.
-func (m *Manager) writeFailed(t *tx, s *stream, ck *checkpointer, err error) {
+func (m *Manager) writeFailed(t *tx, s *stream, ck *checkpointer, p ckPoint, err error) {
 	if isNoSpace(err) {
-		ck.flush()
+		ck.flush(p)
 		in := t.info()
 		m.fail(t, s, codeNoSpace, fmt.Sprintf("disk full in %s after %s of %s (the part received is kept: free space, then accept %s again to resume)",
 			m.opt.DownloadDir, sizeString(in.Done), sizeString(in.Bytes), t.id))
@@ -781,13 +800,13 @@ func (m *Manager) resumeReceive(t *tx) {
 					case dataItem:
 						s.release(msg.buf)
 						s.close()
+					case error:
+						s.close()
 					default:
 						s.close()
 						m.sendEnded(t, s, msg)
 						return
 					}
-				case <-s.errc:
-					s.close()
 				case <-stop:
 					s.sendFinal(t.finalMsg())
 					return

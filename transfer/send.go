@@ -324,13 +324,13 @@ answer:
 			case pingMsg:
 				t.touch()
 				progressed = true
+			case error:
+				m.interrupted(t, msg)
+				return progressed
 			default:
 				m.sendEnded(t, s, msg)
 				return true
 			}
-		case err := <-s.errc:
-			m.interrupted(t, err)
-			return progressed
 		case <-stop:
 			s.sendFinal(t.finalMsg())
 			return progressed
@@ -357,10 +357,11 @@ answer:
 	m.emit(Accepted{Info: info, Resumed: resumed, Offset: info.Done})
 
 	var h hasher
+	var fromSnap bool
 	if off > 0 {
 		var err error
 		var c code
-		h, c, err = m.prefixHash(t, s, next, off, acc.Prefix)
+		h, fromSnap, c, err = m.prefixHash(t, s, next, off, acc.Prefix)
 		if err != nil {
 			if c == codeOther {
 				m.interrupted(t, err)
@@ -378,10 +379,19 @@ answer:
 		free <- nil
 	}
 	var pwg sync.WaitGroup
+	var verified chan error
+	if fromSnap {
+		verified = make(chan error, 1)
+		pwg.Add(1)
+		go func() {
+			defer pwg.Done()
+			verified <- m.verifyPrefix(ctx, t, next, off, acc.Prefix)
+		}()
+	}
 	pwg.Add(1)
 	go func() {
 		defer pwg.Done()
-		t.produce(ctx, next, off, h, items, free)
+		t.produce(ctx, next, off, h, verified, items, free)
 	}()
 	defer pwg.Wait()
 	defer cancel()
@@ -396,14 +406,14 @@ answer:
 				err := s.write(it.buf)
 				free <- it.buf[:cap(it.buf)]
 				if err != nil {
-					m.interrupted(t, err)
+					m.sendBroken(t, s, err)
 					return true
 				}
 				progressed = true
 				m.sent(t, it.n, start, startDone)
 			case itemEnd:
 				if err := s.send(fileEndMsg{Index: uint32(it.index), Hash: it.sum}); err != nil {
-					m.interrupted(t, err)
+					m.sendBroken(t, s, err)
 					return true
 				}
 				t.mu.Lock()
@@ -420,6 +430,9 @@ answer:
 		case x := <-s.in:
 			progressed = true
 			switch msg := x.(type) {
+			case error:
+				m.interrupted(t, msg)
+				return true
 			case ackMsg:
 				if err := m.acked(t, msg); err != nil {
 					m.protocolError(t, s, err)
@@ -439,9 +452,6 @@ answer:
 				m.sendEnded(t, s, msg)
 				return true
 			}
-		case err := <-s.errc:
-			m.interrupted(t, err)
-			return progressed
 		case <-stop:
 			s.sendFinal(t.finalMsg())
 			return progressed
@@ -454,6 +464,16 @@ answer:
 			return progressed
 		}
 	}
+}
+
+// sendBroken handles a write that failed: the receiver may have said why
+// before it closed.
+func (m *Manager) sendBroken(t *tx, s *stream, err error) {
+	if msg := s.lastWords(time.Second); msg != nil {
+		m.sendEnded(t, s, msg)
+		return
+	}
+	m.interrupted(t, err)
 }
 
 // sendEnded handles the receiver's reject, cancel, error or early done.
@@ -621,12 +641,13 @@ func (t *tx) addSnap(index int, offset int64, h hasher) {
 	t.mu.Unlock()
 }
 
-// prefixHash gives the hash state of the first off bytes of entry i, from
-// a snapshot or by reading the source again, and checks it against what
-// the receiver has. A difference means the source changed. The code is
+// prefixHash gives the hash state of the first off bytes of entry i and
+// checks it against what the receiver has (a difference means the source
+// changed). It takes a snapshot kept from sending those bytes when there
+// is one (fromSnap; the caller then has the source read again in the
+// background by verifyPrefix), else reads the source now. The code is
 // codeOther when the stream broke meanwhile.
-func (m *Manager) prefixHash(t *tx, s *stream, i int, off int64, want []byte) (hasher, code, error) {
-	var h hasher
+func (m *Manager) prefixHash(t *tx, s *stream, i int, off int64, want []byte) (h hasher, fromSnap bool, c code, err error) {
 	t.mu.Lock()
 	for _, sn := range t.snaps {
 		if sn.index == i && sn.offset == off {
@@ -634,45 +655,72 @@ func (m *Manager) prefixHash(t *tx, s *stream, i int, off int64, want []byte) (h
 		}
 	}
 	t.mu.Unlock()
-	e, src := t.entries[i], t.src[i]
+	fromSnap = h != nil
 	if h == nil {
-		f, err := os.Open(src.path)
-		if err != nil {
-			return nil, codeSourceChanged, fmt.Errorf("%s: %w", src.path, err)
-		}
-		defer f.Close()
-		if err := sameSource(f, e, src); err != nil {
-			return nil, codeSourceChanged, err
-		}
-		h = t.alg.new()
-		buf := make([]byte, ChunkSize)
-		for pos := int64(0); pos < off; {
-			n := min(int64(len(buf)), off-pos)
-			if _, err := f.ReadAt(buf[:n], pos); err != nil {
-				return nil, codeSourceChanged, fmt.Errorf("%s changed since it was offered: %w", src.path, err)
-			}
-			h.Write(buf[:n])
-			pos += n
-			// Reading back a large prefix takes a while: keep the stream
-			// alive, and stop when told.
+		h, c, err = m.readPrefix(t, i, off, func() error {
+			// Reading back a large prefix takes a while: keep the
+			// stream alive, and stop when told.
 			select {
-			case err := <-s.errc:
-				return nil, codeOther, err
 			case <-t.stopped():
-				return nil, codeOther, errors.New("stopped")
+				return errors.New("stopped")
 			case <-m.ctx.Done():
-				return nil, codeOther, m.ctx.Err()
+				return m.ctx.Err()
 			default:
 			}
-			if err := s.ping(); err != nil {
-				return nil, codeOther, err
-			}
+			return s.ping()
+		})
+		if err != nil {
+			return nil, false, c, err
 		}
 	}
 	if got := h.Clone().Sum(); !bytes.Equal(got, want) {
-		return nil, codeSourceChanged, fmt.Errorf("%s changed since it was offered: its first %d bytes no longer hash to what the receiver has", src.path, off)
+		return nil, false, codeSourceChanged, fmt.Errorf("%s changed since it was offered: its first %d bytes no longer hash to what the receiver has", t.src[i].path, off)
+	}
+	return h, fromSnap, 0, nil
+}
+
+// readPrefix hashes the first off bytes of entry i's source; tick runs
+// after every chunk and stops the reading with its error (codeOther).
+func (m *Manager) readPrefix(t *tx, i int, off int64, tick func() error) (hasher, code, error) {
+	e, src := t.entries[i], t.src[i]
+	f, err := os.Open(src.path)
+	if err != nil {
+		return nil, codeSourceChanged, fmt.Errorf("%s: %w", src.path, err)
+	}
+	defer f.Close()
+	if err := sameSource(f, e, src); err != nil {
+		return nil, codeSourceChanged, err
+	}
+	h := t.alg.new()
+	buf := make([]byte, ChunkSize)
+	for pos := int64(0); pos < off; {
+		n := min(int64(len(buf)), off-pos)
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return nil, codeSourceChanged, fmt.Errorf("%s changed since it was offered: %w", src.path, err)
+		}
+		h.Write(buf[:n])
+		pos += n
+		if err := tick(); err != nil {
+			return nil, codeOther, err
+		}
 	}
 	return h, 0, nil
+}
+
+// verifyPrefix reads the first off bytes of entry i again and compares
+// them with want, the hash of what was sent before the stream broke: a
+// source rewritten meanwhile (even with its size and modification time
+// put back) must not be finished as a splice of two versions. It runs
+// beside the sending; the file's end waits for its answer.
+func (m *Manager) verifyPrefix(ctx context.Context, t *tx, i int, off int64, want []byte) error {
+	h, _, err := m.readPrefix(t, i, off, func() error { return ctx.Err() })
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(h.Sum(), want) {
+		return fmt.Errorf("%s changed since it was offered: its first %d bytes differ from what was sent", t.src[i].path, off)
+	}
+	return nil
 }
 
 // sameSource checks an open source against what was offered.
@@ -694,8 +742,9 @@ func sameSource(f *os.File, e entry, src source) error {
 
 // produce reads the files from entry from (at offset off, with h the hash
 // of what comes before), hashes them and hands the frames to the
-// session, which gives the buffers back through free.
-func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, items chan<- sendItem, free chan []byte) {
+// session, which gives the buffers back through free. When verified is
+// set, the end of entry from waits for its answer (see verifyPrefix).
+func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verified <-chan error, items chan<- sendItem, free chan []byte) {
 	put := func(it sendItem) bool {
 		select {
 		case items <- it:
@@ -763,6 +812,13 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, items c
 		// time: what was sent may mix two versions.
 		err = sameSource(f, e, src)
 		f.Close()
+		if err == nil && i == from && verified != nil {
+			select {
+			case err = <-verified:
+			case <-ctx.Done():
+				return
+			}
+		}
 		if err != nil {
 			failf(codeSourceChanged, err)
 			return

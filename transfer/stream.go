@@ -32,8 +32,9 @@ type stream struct {
 	peer string
 	idle time.Duration
 
-	in   chan any      // message or dataItem
-	errc chan error    // the reader's end, once
+	// in carries, in order, control messages (message values), data
+	// frames (dataItem) and, last, the error that ended the reading.
+	in   chan any
 	quit chan struct{} // closed by close
 	done chan struct{} // closed when the reader has returned
 
@@ -55,7 +56,7 @@ const poolBuffers = 4
 func (m *Manager) newStream(c net.Conn, peer string, data bool) *stream {
 	s := &stream{
 		c: c, peer: peer, idle: m.opt.IdleTimeout, m: m,
-		in: make(chan any, 8), errc: make(chan error, 1),
+		in: make(chan any, 8),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		lastWrite: time.Now(),
 	}
@@ -87,6 +88,15 @@ func (s *stream) release(buf []byte) {
 	}
 }
 
+// fail hands the reader's final error to the owner, after everything
+// read before it.
+func (s *stream) fail(err error) {
+	select {
+	case s.in <- err:
+	case <-s.quit:
+	}
+}
+
 func (s *stream) read() {
 	defer close(s.done)
 	var hdr [frameHeader + dataHeader]byte
@@ -94,51 +104,51 @@ func (s *stream) read() {
 		s.c.SetReadDeadline(time.Now().Add(s.idle))
 		typ, n, err := readHeader(s.c, hdr[:])
 		if err != nil {
-			s.errc <- err
+			s.fail(err)
 			return
 		}
 		if typ != typeData {
 			p, err := readPayload(s.c, nil, n)
 			if err != nil {
-				s.errc <- err
+				s.fail(err)
 				return
 			}
 			m, err := decode(typ, p)
 			if err != nil {
-				s.errc <- err
+				s.fail(err)
 				return
 			}
 			select {
 			case s.in <- m:
 			case <-s.quit:
-				s.errc <- net.ErrClosed
+				s.fail(net.ErrClosed)
 				return
 			}
 			continue
 		}
 		if s.free == nil {
-			s.errc <- fmt.Errorf("%w: data where none may come", errProtocol)
+			s.fail(fmt.Errorf("%w: data where none may come", errProtocol))
 			return
 		}
 		if n <= dataHeader {
-			s.errc <- fmt.Errorf("%w: data frame of %d bytes", ErrMalformed, n)
+			s.fail(fmt.Errorf("%w: data frame of %d bytes", ErrMalformed, n))
 			return
 		}
 		if _, err := io.ReadFull(s.c, hdr[frameHeader:]); err != nil {
-			s.errc <- err
+			s.fail(err)
 			return
 		}
 		index := binary.BigEndian.Uint32(hdr[frameHeader:])
 		offset := binary.BigEndian.Uint64(hdr[frameHeader+4:])
 		if offset > maxFileSize {
-			s.errc <- fmt.Errorf("%w: data offset %d", ErrMalformed, offset)
+			s.fail(fmt.Errorf("%w: data offset %d", ErrMalformed, offset))
 			return
 		}
 		var buf []byte
 		select {
 		case buf = <-s.free:
 		case <-s.quit:
-			s.errc <- net.ErrClosed
+			s.fail(net.ErrClosed)
 			return
 		}
 		if buf == nil {
@@ -152,13 +162,13 @@ func (s *stream) read() {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			s.errc <- err
+			s.fail(err)
 			return
 		}
 		select {
 		case s.in <- dataItem{buf: buf, index: index, offset: int64(offset), data: buf[:k]}:
 		case <-s.quit:
-			s.errc <- net.ErrClosed
+			s.fail(net.ErrClosed)
 			return
 		}
 	}
@@ -202,8 +212,40 @@ func (s *stream) ping() error {
 }
 
 // sendFinal writes a last message and closes the stream; errors are of no
-// interest any more.
+// interest any more. It closes its writing side first and waits briefly
+// for the peer to close: closing at once while the peer still sends
+// would reset the connection, and the reset can destroy the message
+// before the peer reads it.
 func (s *stream) sendFinal(m message) {
-	s.sendWithin(m, min(s.idle, 5*time.Second))
+	if s.sendWithin(m, min(s.idle, 5*time.Second)) == nil {
+		if cw, ok := s.c.(interface{ CloseWrite() error }); ok {
+			cw.CloseWrite()
+		}
+		s.lastWords(2 * time.Second)
+	}
 	s.close()
+}
+
+// lastWords reads what the peer still sends, for at most d or until it
+// closes, and returns the first message that ends a transfer (nil if
+// none came): a write that failed may have failed because the peer said
+// something and hung up.
+func (s *stream) lastWords(d time.Duration) any {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case x := <-s.in:
+			switch msg := x.(type) {
+			case dataItem:
+				s.release(msg.buf)
+			case cancelMsg, errorMsg, rejectMsg, doneMsg:
+				return msg
+			case error:
+				return nil
+			}
+		case <-timer.C:
+			return nil
+		}
+	}
 }
