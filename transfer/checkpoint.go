@@ -17,8 +17,8 @@ type checkpointer struct {
 	m    *Manager
 	t    *tx
 	req  chan ckReq
-	acks chan ackMsg     // cap 1: the latest acknowledgement
-	errs chan error      // cap 1: a checkpoint that failed
+	acks chan ackMsg // cap 1: the latest acknowledgement
+	errs chan error  // cap 1: a checkpoint that failed
 	quit chan struct{}
 	done chan struct{}
 	idle chan struct{} // holds a token while no checkpoint runs

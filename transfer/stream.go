@@ -56,7 +56,7 @@ const poolBuffers = 4
 func (m *Manager) newStream(c net.Conn, peer string, data bool) *stream {
 	s := &stream{
 		c: c, peer: peer, idle: m.opt.IdleTimeout, m: m,
-		in: make(chan any, 8),
+		in:   make(chan any, 8),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		lastWrite: time.Now(),
 	}
