@@ -691,7 +691,7 @@ func (m *Manager) serveInbound(peer string, c net.Conn) {
 		s.close()
 	case rejectMsg:
 		if t := m.lookup(msg.ID, peer); t != nil && t.dir == Send {
-			m.finish(t, failState(msg.Code), msg.Code, peerReason("rejected", msg.Reason), true)
+			m.finish(t, rejectState(msg.Code), msg.Code, peerReason("rejected", msg.Reason), true)
 		}
 		s.close()
 	default:
@@ -721,6 +721,15 @@ func failState(c code) State {
 		return StateExpired
 	}
 	return StateFailed
+}
+
+// rejectState is where a reject leaves a transfer: expired when the
+// offer was not answered in time, else rejected.
+func rejectState(c code) State {
+	if c == codeExpired {
+		return StateExpired
+	}
+	return StateRejected
 }
 
 func peerReason(what, reason string) string {

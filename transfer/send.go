@@ -480,7 +480,7 @@ func (m *Manager) sendBroken(t *tx, s *stream, err error) {
 func (m *Manager) sendEnded(t *tx, s *stream, msg any) {
 	switch msg := msg.(type) {
 	case rejectMsg:
-		m.finish(t, failState(msg.Code), msg.Code, peerReason("rejected", msg.Reason), true)
+		m.finish(t, rejectState(msg.Code), msg.Code, peerReason("rejected", msg.Reason), true)
 	case cancelMsg:
 		m.finish(t, StateCancelled, codeOther, peerReason("cancelled by the peer", msg.Reason), true)
 	case errorMsg:

@@ -345,7 +345,11 @@ func (t *tx) finalMsg() message {
 	case StateCancelled:
 		return cancelMsg{ID: t.id, Reason: t.reason}
 	case StateRejected:
-		return rejectMsg{ID: t.id, Code: codeRejected, Reason: t.reason}
+		c := t.code
+		if c == codeOther {
+			c = codeRejected
+		}
+		return rejectMsg{ID: t.id, Code: c, Reason: t.reason}
 	case StateExpired:
 		if t.dir == Receive {
 			return rejectMsg{ID: t.id, Code: codeExpired, Reason: t.reason}
