@@ -550,9 +550,9 @@ func (t *tx) markAccepted(next int, off int64) (bool, Info) {
 		}
 	}
 	t.done, t.filesDone = done+off, files
-	if next > t.ackNext || next == t.ackNext && off > t.ackOffset {
-		t.ackNext, t.ackOffset = next, off
-	}
+	// The receiver's answer is the new baseline, backwards too (a
+	// partial file found damaged is received again).
+	t.ackNext, t.ackOffset = next, off
 	return resumed, t.infoLocked()
 }
 
