@@ -168,6 +168,9 @@ type node struct {
 	dl   string // download folder
 	st   string // state folder
 
+	// patience bounds waits for a transfer's end (20 s when 0).
+	patience time.Duration
+
 	emu    sync.Mutex
 	events []Event
 	notify chan struct{}
@@ -359,7 +362,11 @@ func (n *node) accept(id string) {
 
 func (n *node) done(id string) Done {
 	n.tb.Helper()
-	return n.wait(20*time.Second, "done of "+id, func(e Event) bool { d, ok := e.(Done); return ok && d.Info.ID == id }).(Done)
+	d := n.patience
+	if d == 0 {
+		d = 20 * time.Second
+	}
+	return n.wait(d, "done of "+id, func(e Event) bool { d, ok := e.(Done); return ok && d.Info.ID == id }).(Done)
 }
 
 // pair makes two nodes on one LAN.

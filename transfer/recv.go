@@ -290,8 +290,10 @@ func (m *Manager) prepare(t *tx) (err error) {
 			if err := r.Mkdir(local, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
 				return cannot(e.Path, err)
 			}
-		} else if err := probe(r, local); err != nil && !errors.Is(err, fs.ErrExist) {
-			return cannot(e.Path, err)
+		} else if unusualName(path.Base(local)) {
+			if err := probe(r, local); err != nil && !errors.Is(err, fs.ErrExist) {
+				return cannot(e.Path, err)
+			}
 		}
 	}
 	if err := r.MkdirAll(partialDir+"/"+t.id, 0o700); err != nil {
@@ -306,6 +308,26 @@ func (m *Manager) prepare(t *tx) (err error) {
 		return err
 	}
 	return nil
+}
+
+// unusualName reports a name some filesystem in use could refuse: one
+// with a character outside letters, digits, space and "._-+,=@~()[]{}#%&!'",
+// or longer than 143 bytes (eCryptfs). Other names every common
+// filesystem holds, so they need no probe.
+func unusualName(name string) bool {
+	if len(name) > 143 {
+		return true
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte(" ._-+,=@~()[]{}#%&!'", c) >= 0:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 // probe creates and removes name: an error says the filesystem cannot
@@ -433,10 +455,14 @@ func openRegular(r *os.Root, name string, flag int) (*os.File, error) {
 
 // createPartial makes a fresh partial file; O_EXCL never follows a link.
 func createPartial(r *os.Root, name string) (*os.File, error) {
-	if err := r.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	f, err := r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		if err := r.Remove(name); err != nil {
+			return nil, err
+		}
+		f, err = r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	}
-	return r.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	return f, err
 }
 
 // receive is the data phase: frames are checked against the offer (the
@@ -452,6 +478,13 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 	startDone := t.done
 	t.mu.Unlock()
 	start := time.Now()
+	// The partial folder is opened once: names in it are one step.
+	pr, err := m.root.OpenRoot(partialDir + "/" + t.id)
+	if err != nil {
+		m.fail(t, s, codeIO, fmt.Sprintf("open the partial folder: %v", err))
+		return
+	}
+	defer pr.Close()
 	ck := m.newCheckpointer(t)
 	defer ck.close()
 	var f *os.File
@@ -511,7 +544,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = m.openPartial(t, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos); err != nil {
 						s.release(msg.buf)
 						m.writeFailed(t, s, ck, point(), err)
 						return
@@ -544,7 +577,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = m.openPartial(t, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos); err != nil {
 						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
@@ -632,12 +665,13 @@ func (m *Manager) received(t *tx, cur int, pos, n int64, start time.Time, startD
 }
 
 // openPartial opens entry i's partial file to write at pos.
-func (m *Manager) openPartial(t *tx, i int, pos int64) (*os.File, error) {
-	name := partialName(t.id, i)
+// pr is the transfer's partial folder.
+func openPartial(pr *os.Root, i int, pos int64) (*os.File, error) {
+	name := strconv.Itoa(i)
 	if pos == 0 {
-		return createPartial(m.root, name)
+		return createPartial(pr, name)
 	}
-	return openRegular(m.root, name, os.O_WRONLY)
+	return openRegular(pr, name, os.O_WRONLY)
 }
 
 // writeFailed ends a transfer on a local write error. A full disk keeps

@@ -263,6 +263,10 @@ func (m *Manager) interrupted(t *tx, err error) {
 	m.emit(Interrupted{Info: info, Err: err.Error()})
 }
 
+// batchLimit is how many bytes of small frames are gathered into one
+// write.
+const batchLimit = 128 << 10
+
 // sendItem is what the producer hands the session.
 type sendItem struct {
 	kind  uint8 // itemData, itemEnd, itemFail, itemAll
@@ -398,34 +402,67 @@ answer:
 
 	start, startDone := time.Now(), info.Done
 	allSent := false
+	var batch []byte
 	for {
 		select {
 		case it := <-items:
-			switch it.kind {
-			case itemData:
-				err := s.write(it.buf)
-				free <- it.buf[:cap(it.buf)]
+			// A whole chunk goes as it is; small frames (small files,
+			// file ends) are gathered with what else is ready into one
+			// write, so a folder of small files costs few records and
+			// system calls.
+			var failed *sendItem
+			for whole := false; !whole; {
+				switch it.kind {
+				case itemData:
+					if len(batch) == 0 && it.n == ChunkSize {
+						whole = true
+						err := s.write(it.buf)
+						free <- it.buf[:cap(it.buf)]
+						if err != nil {
+							m.sendBroken(t, s, err)
+							return true
+						}
+					} else {
+						batch = append(batch, it.buf...)
+						free <- it.buf[:cap(it.buf)]
+					}
+					progressed = true
+					m.sent(t, it.n, start, startDone)
+				case itemEnd:
+					batch, _ = appendFrame(batch, fileEndMsg{Index: uint32(it.index), Hash: it.sum})
+					t.mu.Lock()
+					t.hashes[it.index] = it.sum
+					t.filesDone++
+					t.mu.Unlock()
+				case itemFail:
+					failed = &it
+				case itemAll:
+					allSent = true
+					items = nil
+				}
+				if whole || failed != nil || items == nil || len(batch) >= batchLimit {
+					break
+				}
+				var more bool
+				select {
+				case it, more = <-items:
+				default:
+				}
+				if !more {
+					break
+				}
+			}
+			if len(batch) > 0 {
+				err := s.write(batch)
+				batch = batch[:0]
 				if err != nil {
 					m.sendBroken(t, s, err)
 					return true
 				}
-				progressed = true
-				m.sent(t, it.n, start, startDone)
-			case itemEnd:
-				if err := s.send(fileEndMsg{Index: uint32(it.index), Hash: it.sum}); err != nil {
-					m.sendBroken(t, s, err)
-					return true
-				}
-				t.mu.Lock()
-				t.hashes[it.index] = it.sum
-				t.filesDone++
-				t.mu.Unlock()
-			case itemFail:
-				m.fail(t, s, it.code, it.err.Error())
+			}
+			if failed != nil {
+				m.fail(t, s, failed.code, failed.err.Error())
 				return true
-			case itemAll:
-				allSent = true
-				items = nil
 			}
 		case x := <-s.in:
 			progressed = true

@@ -51,7 +51,7 @@ type stream struct {
 
 // poolBuffers is how many data buffers a stream has: enough to keep the
 // network and the disk busy at once.
-const poolBuffers = 4
+const poolBuffers = 8
 
 func (m *Manager) newStream(c net.Conn, peer string, data bool) *stream {
 	s := &stream{
