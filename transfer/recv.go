@@ -495,6 +495,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 	}()
 	var sinceCk int64
 	lastCk := time.Now()
+	dirty := false // something to checkpoint since the last one
 	// point is the position for a checkpoint; h is this goroutine's.
 	point := func() ckPoint {
 		p := ckPoint{next: cur, off: pos}
@@ -507,6 +508,17 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 		if err := ck.final(point()); err != nil {
 			m.fail(t, s, codeIO, err.Error())
 			return
+		}
+		// Files verified before a restart: their hashes are read back
+		// from where they were placed.
+		for i, e := range t.entries {
+			if !e.Dir && t.hashOf(i) == nil {
+				if sum, err := hashFile(t.alg, m.localPath(t.localRel(i))); err == nil {
+					t.mu.Lock()
+					t.hashes[i] = sum
+					t.mu.Unlock()
+				}
+			}
 		}
 		m.complete(t)
 		s.sendFinal(doneMsg{ID: t.id})
@@ -559,10 +571,11 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				s.release(msg.buf)
 				pos += n
 				sinceCk += n
+				dirty = true
 				m.received(t, cur, pos, n, start, startDone)
 				if sinceCk >= m.opt.CheckpointBytes || time.Since(lastCk) >= m.opt.CheckpointEvery {
 					if ck.request(point()) {
-						sinceCk, lastCk = 0, time.Now()
+						sinceCk, lastCk, dirty = 0, time.Now(), false
 					}
 				}
 			case fileEndMsg:
@@ -595,13 +608,14 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				t.filesDone++
 				t.next, t.offset, t.h = cur, 0, h
 				t.mu.Unlock()
+				dirty = true
 				if cur == len(t.entries) {
 					finished()
 					return
 				}
 				if time.Since(lastCk) >= m.opt.CheckpointEvery || sinceCk >= m.opt.CheckpointBytes {
 					if ck.request(point()) {
-						sinceCk, lastCk = 0, time.Now()
+						sinceCk, lastCk, dirty = 0, time.Now(), false
 					}
 				}
 			default:
@@ -627,8 +641,8 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				ck.flush(point())
 				return
 			}
-			if time.Since(lastCk) >= m.opt.CheckpointEvery && ck.request(point()) {
-				sinceCk, lastCk = 0, time.Now()
+			if dirty && time.Since(lastCk) >= m.opt.CheckpointEvery && ck.request(point()) {
+				sinceCk, lastCk, dirty = 0, time.Now(), false
 			}
 		case <-m.ctx.Done():
 			return

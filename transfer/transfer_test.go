@@ -225,3 +225,21 @@ func TestCancel(t *testing.T) {
 		})
 	}
 }
+
+func TestExpiryUnreachable(t *testing.T) {
+	l, a, b := pair(t, Options{OfferExpiry: 300 * time.Millisecond, RedialMin: 20 * time.Millisecond})
+	b.stop()
+	l.mu.Lock()
+	l.addrs[b.id] = "127.0.0.1:1"
+	l.mu.Unlock()
+	src := filepath.Join(t.TempDir(), "f")
+	randomFile(t, src, 10)
+	in := a.offer(b, src)
+	e := a.wait(5*time.Second, "expiry", func(e Event) bool { _, ok := e.(Expired); return ok }).(Expired)
+	if e.Info.ID != in.ID {
+		t.Errorf("%+v", e)
+	}
+	if n := l.dials.Load(); n < 2 {
+		t.Errorf("%d dials: no redial", n)
+	}
+}

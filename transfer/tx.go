@@ -256,9 +256,14 @@ func (t *tx) record() *record {
 		r.Offset = 0
 	}
 	r.Next = next
-	r.Hashes = make([]string, next)
-	for i := range next {
-		r.Hashes[i] = hex.EncodeToString(t.hashes[i])
+	// A receiver keeps its hashes only once done: files verified before
+	// a restart are read back at the end instead, so that a checkpoint
+	// does not rewrite a hash per file received.
+	if t.dir == Send || t.state == StateDone {
+		r.Hashes = make([]string, next)
+		for i := range next {
+			r.Hashes[i] = hex.EncodeToString(t.hashes[i])
+		}
 	}
 	return r
 }
@@ -359,4 +364,10 @@ func (t *tx) finalMsg() message {
 		return doneMsg{ID: t.id}
 	}
 	return errorMsg{ID: t.id, Code: t.code, Reason: t.reason}
+}
+
+func (t *tx) hashOf(i int) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.hashes[i]
 }
