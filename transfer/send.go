@@ -401,7 +401,12 @@ answer:
 	defer cancel()
 
 	start, startDone := time.Now(), info.Done
-	allSent := false
+	toSend, endsSent := 0, 0
+	for _, e := range t.entries[next:] {
+		if !e.Dir {
+			toSend++
+		}
+	}
 	var batch []byte
 	for {
 		select {
@@ -429,6 +434,7 @@ answer:
 					progressed = true
 					m.sent(t, it.n, start, startDone)
 				case itemEnd:
+					endsSent++
 					batch, _ = appendFrame(batch, fileEndMsg{Index: uint32(it.index), Hash: it.sum})
 					t.mu.Lock()
 					t.hashes[it.index] = it.sum
@@ -437,7 +443,6 @@ answer:
 				case itemFail:
 					failed = &it
 				case itemAll:
-					allSent = true
 					items = nil
 				}
 				if whole || failed != nil || items == nil || len(batch) >= batchLimit {
@@ -478,7 +483,9 @@ answer:
 			case pingMsg:
 				t.touch()
 			case doneMsg:
-				if !allSent || msg.ID != t.id {
+				// Done is due once every file end went out (at once when
+				// nothing was left to send).
+				if endsSent < toSend || msg.ID != t.id {
 					m.protocolError(t, s, fmt.Errorf("%w: done before every file was sent", errProtocol))
 					return true
 				}
