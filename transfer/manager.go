@@ -507,6 +507,9 @@ func (m *Manager) AcceptOffer(id string) (Info, error) {
 	switch {
 	case t.state == StateWaiting:
 		t.accepted = true
+		if t.expiry != nil {
+			t.expiry.Stop()
+		}
 		t.state = StateInterrupted // until the session has sent the answer
 		if t.conn != nil {
 			t.state = StateRunning
