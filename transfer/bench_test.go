@@ -2,6 +2,8 @@ package transfer
 
 import (
 	"archive/tar"
+	"context"
+	"encoding/binary"
 	"crypto/sha256"
 	"crypto/tls"
 	"errors"
@@ -9,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,6 +19,8 @@ import (
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"lanchat/identity"
 )
 
 // benchSize is the file size of the bulk benchmarks: LANCHAT_BENCH_SIZE
@@ -435,4 +440,119 @@ func rssKiB(field string) int64 {
 		}
 	}
 	return 0
+}
+
+// BenchmarkBulkNetns is BenchmarkBulk with the receiver in another process
+// in a network namespace of its own, joined to this one by a veth pair,
+// so that the bytes cross a link as between two hosts; raw TCP to a sink
+// in that process and the transfer take alternating turns. It needs root
+// and LANCHAT_BENCH_NETNS=1; the namespace is removed at the end.
+func BenchmarkBulkNetns(b *testing.B) {
+	if os.Getenv("LANCHAT_BENCH_NETNS") == "" || os.Geteuid() != 0 {
+		b.Skip("set LANCHAT_BENCH_NETNS=1, as root, to measure across a veth pair")
+	}
+	ns := fmt.Sprintf("lt%d", os.Getpid()%100000)
+	va, vb := ns+"a", ns+"b"
+	run := func(args ...string) {
+		b.Helper()
+		if out, err := exec.Command("timeout", append([]string{"10"}, args...)...).CombinedOutput(); err != nil {
+			b.Fatalf("%v: %v: %s", args, err, out)
+		}
+	}
+	run("ip", "netns", "add", ns)
+	b.Cleanup(func() {
+		exec.Command("timeout", "10", "ip", "link", "del", va).Run()
+		exec.Command("timeout", "10", "ip", "netns", "del", ns).Run()
+	})
+	run("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+	run("ip", "link", "set", vb, "netns", ns)
+	run("ip", "addr", "add", "10.213.0.1/24", "dev", va)
+	run("ip", "link", "set", va, "up")
+	run("ip", "netns", "exec", ns, "ip", "addr", "add", "10.213.0.2/24", "dev", vb)
+	run("ip", "netns", "exec", ns, "ip", "link", "set", vb, "up")
+	run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+
+	dir := b.TempDir()
+	key := filepath.Join(dir, "key", "identity.pem")
+	ident, _, err := identity.LoadOrCreate(key)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dl := filepath.Join(dir, "dl")
+	if d := os.Getenv("LANCHAT_BENCH_DIR"); d != "" {
+		dl = filepath.Join(d, "lanchat-bench-dl")
+		b.Cleanup(func() { os.RemoveAll(dl) })
+	}
+	c := startChild(b, []string{"LT_KEY=" + key, "LT_DL=" + dl, "LT_STATE=" + filepath.Join(dir, "state"),
+		"LT_LISTEN=10.213.0.2:0", "LT_RAW=1", "LT_CPUPROFILE=" + os.Getenv("LANCHAT_BENCH_CHILD_PROFILE")}, "ip", "netns", "exec", ns)
+	l := newLAN()
+	a := newNode(b, l, Options{})
+	a.patience = 10 * time.Minute
+	l.addrs[ident.ID] = c.addr
+
+	size := benchSize(b, 256<<20)
+	src := filepath.Join(b.TempDir(), "bulk")
+	f, err := os.Create(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i * 7)
+	}
+	for w := int64(0); w < size; w += int64(len(chunk)) {
+		f.Write(chunk[:min(int64(len(chunk)), size-w)])
+	}
+	f.Close()
+	var raw, tr time.Duration
+	b.SetBytes(size)
+	for b.Loop() {
+		d, err := rawTo(c.raw, size)
+		if err != nil {
+			b.Fatal(err)
+		}
+		raw += d
+		clearDir(b, dl)
+		start := time.Now()
+		in, err := a.m.Offer(context.Background(), ident.ID, src)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.done(in.ID)
+		tr += time.Since(start)
+	}
+	n := float64(b.N) * float64(size) / 1e6
+	b.ReportMetric(n/raw.Seconds(), "raw-MB/s")
+	b.ReportMetric(n/tr.Seconds(), "transfer-MB/s")
+	b.ReportMetric(raw.Seconds()/tr.Seconds(), "ratio-vs-raw")
+	c.stdin.Close()
+	c.cmd.Wait()
+}
+
+// rawTo sends size bytes to a rawSink in 256 KiB writes and waits for its
+// answer.
+func rawTo(addr string, size int64) (time.Duration, error) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Minute))
+	buf := make([]byte, 256<<10)
+	start := time.Now()
+	binary.BigEndian.PutUint64(buf, uint64(size))
+	if _, err := c.Write(buf[:8]); err != nil {
+		return 0, err
+	}
+	for sent := int64(0); sent < size; {
+		k, err := c.Write(buf[:min(int64(len(buf)), size-sent)])
+		sent += int64(k)
+		if err != nil {
+			return 0, err
+		}
+	}
+	if _, err := io.ReadFull(c, buf[:1]); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
 }

@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"bufio"
+	"encoding/binary"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"testing"
 	"time"
@@ -27,6 +29,12 @@ const childEnv = "LANCHAT_TRANSFER_CHILD"
 // accepts every offer, and exits when its stdin closes (or after a
 // minute).
 func childMain() int {
+	if p := os.Getenv("LT_CPUPROFILE"); p != "" {
+		if f, err := os.Create(p); err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	ident, _, err := identity.LoadOrCreate(os.Getenv("LT_KEY"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -38,10 +46,24 @@ func childMain() int {
 		return 1
 	}
 	conf := tlsConfig(cert)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	listen := os.Getenv("LT_LISTEN")
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if os.Getenv("LT_RAW") != "" {
+		raw, err := net.Listen("tcp", listen)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer raw.Close()
+		go rawSink(raw)
+		fmt.Printf("RAW %s\n", raw.Addr())
 	}
 	m, err := New(Options{
 		Dialer: noDialer{}, StateDir: os.Getenv("LT_STATE"), DownloadDir: os.Getenv("LT_DL"),
@@ -100,6 +122,35 @@ func childMain() int {
 	return 0
 }
 
+// rawSink serves the raw TCP baseline: each connection sends an 8-byte
+// count, then that many bytes; the sink answers one byte when it has read
+// them all.
+func rawSink(ln net.Listener) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			var hdr [8]byte
+			if _, err := io.ReadFull(c, hdr[:]); err != nil {
+				return
+			}
+			n := int64(binary.BigEndian.Uint64(hdr[:]))
+			buf := make([]byte, 256<<10)
+			for n > 0 {
+				k, err := c.Read(buf[:min(int64(len(buf)), n)])
+				n -= int64(k)
+				if err != nil {
+					return
+				}
+			}
+			c.Write([]byte{1})
+		}()
+	}
+}
+
 type noDialer struct{}
 
 func (noDialer) DialTransfer(context.Context, string) (net.Conn, error) {
@@ -111,11 +162,13 @@ type child struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	addr  string
+	raw   string // the raw sink's address, with LT_RAW
 }
 
-func startChild(t *testing.T, env []string) *child {
+func startChild(t testing.TB, env []string, prefix ...string) *child {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	args := append(prefix, os.Args[0], "-test.run=^$")
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), append(env, childEnv+"=1")...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -136,11 +189,15 @@ func startChild(t *testing.T, env []string) *child {
 		c.cmd.Wait()
 	})
 	line := make(chan string, 1)
+	raw := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
 				line <- a
+			}
+			if a, ok := strings.CutPrefix(sc.Text(), "RAW "); ok {
+				raw <- a
 			}
 		}
 	}()
@@ -148,6 +205,10 @@ func startChild(t *testing.T, env []string) *child {
 	case c.addr = <-line:
 	case <-time.After(20 * time.Second):
 		t.Fatal("child did not start")
+	}
+	select {
+	case c.raw = <-raw:
+	default:
 	}
 	return c
 }
