@@ -3,9 +3,9 @@ package transfer
 import (
 	"archive/tar"
 	"context"
-	"encoding/binary"
 	"crypto/sha256"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"

@@ -2,9 +2,9 @@ package transfer
 
 import (
 	"bufio"
-	"encoding/binary"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
