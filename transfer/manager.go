@@ -120,12 +120,16 @@ func (o *Options) defaults() {
 
 // Limits on what peers can make a manager hold.
 const (
-	maxInbound         = 64 // streams being served at once
-	maxWaitingPerPeer  = 16 // unanswered offers from one peer
-	maxWaiting         = 64 // unanswered offers in all
-	eventQueueLimit    = 4096
-	partialDir         = reservedPrefix + "partial"
-	shortestIdleForTry = 100 * time.Millisecond
+	maxInbound        = 64 // streams being served at once
+	maxWaitingPerPeer = 16 // unanswered offers from one peer
+	maxWaiting        = 64 // unanswered offers in all
+	// The names of unanswered offers held in memory, from one peer and
+	// in all (see offerWeight).
+	maxWaitingBytesPerPeer = 32 << 20
+	maxWaitingBytes        = 64 << 20
+	eventQueueLimit        = 4096
+	partialDir             = reservedPrefix + "partial"
+	shortestIdleForTry     = 100 * time.Millisecond
 )
 
 // Manager runs the transfers of one node: offers it makes and receives,
@@ -143,6 +147,8 @@ type Manager struct {
 
 	events chan Event
 	saveq  chan saveReq
+	// bigReads bounds the large offers being read at once.
+	bigReads chan struct{}
 
 	// Lock order: Manager.mu, then tx.mu. No I/O under either.
 	mu      sync.Mutex // protects following
@@ -176,7 +182,8 @@ func New(opt Options) (*Manager, error) {
 		lim: limits{maxFiles: opt.MaxFiles, maxBytes: opt.MaxBytes},
 		ctx: ctx, cancel: cancel,
 		events: make(chan Event, 64), saveq: make(chan saveReq, 64),
-		txs: make(map[string]*tx), conns: make(map[net.Conn]struct{}),
+		bigReads: make(chan struct{}, 4),
+		txs:      make(map[string]*tx), conns: make(map[net.Conn]struct{}),
 		qsignal: make(chan struct{}, 1),
 	}
 	m.wg.Add(2)

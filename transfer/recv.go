@@ -39,15 +39,19 @@ func (m *Manager) handleOffer(s *stream, off offerMsg) {
 			return
 		}
 		waiting, fromPeer := 0, 0
+		weight, peerWeight := offerWeight(off.Entries), offerWeight(off.Entries)
 		for _, o := range m.txs {
 			if o.dir == Receive && o.info().State == StateWaiting {
 				waiting++
+				w := o.weight
+				weight += w
 				if o.peer == peer {
 					fromPeer++
+					peerWeight += w
 				}
 			}
 		}
-		if waiting >= maxWaiting || fromPeer >= maxWaitingPerPeer {
+		if waiting >= maxWaiting || fromPeer >= maxWaitingPerPeer || weight > maxWaitingBytes || peerWeight > maxWaitingBytesPerPeer {
 			m.mu.Unlock()
 			s.sendFinal(rejectMsg{ID: off.ID, Code: codeBusy, Reason: "too many offers waiting for an answer"})
 			return
@@ -90,6 +94,15 @@ func (m *Manager) handleOffer(s *stream, off offerMsg) {
 		return
 	}
 	m.recvSession(t, s)
+}
+
+// offerWeight is about what an offer's entries take in memory.
+func offerWeight(es []entry) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.Path) + 48
+	}
+	return n
 }
 
 func sameOffer(t *tx, off offerMsg) bool {

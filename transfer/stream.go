@@ -108,12 +108,25 @@ func (s *stream) read() {
 			return
 		}
 		if typ != typeData {
-			p, err := readPayload(s.c, nil, n)
-			if err != nil {
-				s.fail(err)
-				return
+			// Large offers are read a few at a time: memory for offers
+			// in flight stays bounded whatever peers send.
+			big := n > maxControlFrame
+			if big {
+				select {
+				case s.m.bigReads <- struct{}{}:
+				case <-s.quit:
+					s.fail(net.ErrClosed)
+					return
+				}
 			}
-			m, err := decode(typ, p)
+			p, err := readPayload(s.c, nil, n)
+			var m message
+			if err == nil {
+				m, err = decode(typ, p)
+			}
+			if big {
+				<-s.m.bigReads
+			}
 			if err != nil {
 				s.fail(err)
 				return

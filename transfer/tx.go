@@ -27,6 +27,9 @@ type tx struct {
 	total   int64
 	files   int
 	src     []source // sender: per entry (zero for folders)
+	names   []string // the first 16 top-level names
+	oneTop  bool     // a single top-level entry
+	weight  int      // about what the entries take in memory
 
 	kick    chan struct{} // cap 1: try to reach the peer now
 	inbound chan *stream  // cap 1: a stream the peer opened for this transfer
@@ -95,11 +98,20 @@ func newTx(m *Manager, id, peer string, dir Dir, alg hashAlg, es []entry, total 
 		stop: make(chan struct{}), hashes: make([][]byte, len(es)),
 		created: time.Now(), contact: time.Now(),
 	}
+	seen := map[string]bool{}
 	for _, e := range es {
 		if !e.Dir {
 			t.files++
 		}
+		t.weight += len(e.Path) + 48
+		if top := topName(e.Path); !seen[top] {
+			seen[top] = true
+			if len(t.names) < 16 {
+				t.names = append(t.names, top)
+			}
+		}
 	}
+	t.oneTop = len(seen) == 1
 	return t
 }
 
@@ -165,27 +177,16 @@ func (t *tx) infoLocked() Info {
 	if t.state == StateWaiting {
 		in.Expires = t.expires
 	}
-	seen := map[string]bool{}
-	for _, e := range t.entries {
-		top := topName(e.Path)
-		if !seen[top] {
-			seen[top] = true
-			if len(in.Names) < 16 {
-				in.Names = append(in.Names, top)
-			}
-		}
-	}
+	in.Names = t.names
 	if t.dir == Send {
 		if len(t.src) > 0 {
 			in.Path = t.src[0].path
 		}
 	} else {
 		in.Path = t.m.opt.DownloadDir
-		if len(seen) == 1 && t.tops != nil {
-			for top := range seen {
-				if local, ok := t.tops[top]; ok {
-					in.Path = t.m.localPath(local)
-				}
+		if t.tops != nil && t.oneTop {
+			if local, ok := t.tops[t.names[0]]; ok {
+				in.Path = t.m.localPath(local)
 			}
 		}
 	}
