@@ -116,10 +116,7 @@ func (d dialer) DialTransfer(ctx context.Context, peer string) (net.Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	var c net.Conn = raw
-	if r := d.l.rate.Load(); r > 0 {
-		c = &slowConn{Conn: raw, rate: r}
-	}
+	c := &slowConn{Conn: raw, rate: &d.l.rate}
 	d.l.add(raw)
 	tc := tls.Client(c, d.conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -134,22 +131,28 @@ func (d dialer) DialTransfer(ctx context.Context, peer string) (net.Conn, error)
 	return tc, nil
 }
 
-// slowConn caps its writes at rate bytes per second.
+// slowConn caps its writes at the LAN's rate, bytes per second, when set
+// (read at every write, so a change applies to open connections).
 type slowConn struct {
 	net.Conn
-	rate int64
+	rate *atomic.Int64
 }
 
 func (c *slowConn) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
+		r := c.rate.Load()
+		if r <= 0 {
+			w, err := c.Conn.Write(p)
+			return n + w, err
+		}
 		k := min(len(p), 32<<10)
 		w, err := c.Conn.Write(p[:k])
 		n += w
 		if err != nil {
 			return n, err
 		}
-		time.Sleep(time.Duration(int64(k) * int64(time.Second) / c.rate))
+		time.Sleep(min(time.Duration(int64(k)*int64(time.Second)/r), 100*time.Millisecond))
 		p = p[k:]
 	}
 	return n, nil

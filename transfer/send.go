@@ -787,7 +787,8 @@ func sameSource(f *os.File, e entry, src source) error {
 // produce reads the files from entry from (at offset off, with h the hash
 // of what comes before), hashes them and hands the frames to the
 // session, which gives the buffers back through free. When verified is
-// set, the end of entry from waits for its answer (see verifyPrefix).
+// set, the end of entry from waits for its answer (see verifyPrefix),
+// and a failure seen earlier ends the sending at once.
 func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verified <-chan error, items chan<- sendItem, free chan []byte) {
 	put := func(it sendItem) bool {
 		select {
@@ -822,6 +823,17 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 			return
 		}
 		for pos < e.Size {
+			// A prefix found changed ends the transfer at once.
+			select {
+			case err := <-verified:
+				verified = nil
+				if err != nil {
+					f.Close()
+					failf(codeSourceChanged, err)
+					return
+				}
+			default:
+			}
 			var buf []byte
 			select {
 			case buf = <-free:
@@ -856,9 +868,10 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 		// time: what was sent may mix two versions.
 		err = sameSource(f, e, src)
 		f.Close()
-		if err == nil && i == from && verified != nil {
+		if err == nil && verified != nil {
 			select {
 			case err = <-verified:
+				verified = nil
 			case <-ctx.Done():
 				return
 			}
