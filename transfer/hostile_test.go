@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"lanchat/identity"
 )
 
 // rogue is a test sender with a valid identity that speaks the wire
@@ -254,4 +257,70 @@ func TestSymlinkSwappedIn(t *testing.T) {
 	if l := leftovers(outside); len(l) > 0 {
 		t.Errorf("written outside: %v", l)
 	}
+}
+
+// TestStalledReceiver: a receiver that accepts and then never reads. The
+// sender's writes block; Cancel and Close still return at once, and the
+// idle timeout ends the stream.
+func TestStalledReceiver(t *testing.T) {
+	l := newLAN()
+	a := newNode(t, l, Options{IdleTimeout: 2 * time.Second, RedialMin: time.Hour})
+	ident, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := ident.Certificate()
+	conf := tlsConfig(cert)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	l.addrs[ident.ID] = ln.Addr().String()
+	got := make(chan net.Conn, 1)
+	go func() {
+		raw, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		tc := tls.Server(raw, conf)
+		tc.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, _, err := readMessage(tc, nil); err != nil {
+			raw.Close()
+			return
+		}
+		b, _ := appendFrame(nil, acceptMsg{})
+		tc.Write(b)
+		got <- raw // and never read again
+	}()
+	src := filepath.Join(t.TempDir(), "big")
+	randomFile(t, src, 64<<20)
+	in, err := a.m.Offer(context.Background(), ident.ID, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw net.Conn
+	select {
+	case raw = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no stream")
+	}
+	defer raw.Close()
+	a.wait(10*time.Second, "progress", progressAt(1))
+	time.Sleep(200 * time.Millisecond) // the socket buffers fill
+	start := time.Now()
+	if err := a.m.Cancel(in.ID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.m.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("cancel and close took %v", d)
+	}
+	a.m = nil
+	a.ln.Close()
+	a.wg.Wait()
 }

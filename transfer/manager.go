@@ -214,7 +214,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	m.mu.Unlock()
 	m.cancel()
 	for _, c := range conns {
-		c.Close()
+		hardClose(c)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -228,6 +228,17 @@ func (m *Manager) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("transfer: close: %w", ctx.Err())
 	}
+}
+
+// hardClose closes c from a goroutine that does not own it: the socket
+// under a TLS connection is closed at once, since closing the TLS
+// connection itself waits for a write in progress to end.
+func hardClose(c net.Conn) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok {
+		nc.NetConn().Close()
+		return
+	}
+	c.Close()
 }
 
 // spawn runs f on a goroutine Close waits for, unless the manager is

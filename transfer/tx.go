@@ -136,7 +136,7 @@ func (t *tx) attach(c net.Conn) {
 	t.conn = c
 	t.mu.Unlock()
 	if old != nil && old != c {
-		old.Close()
+		hardClose(old)
 	}
 }
 
