@@ -33,6 +33,7 @@ import (
 	"lanchat/names"
 	"lanchat/peer"
 	"lanchat/store"
+	"lanchat/transfer"
 	"lanchat/transport"
 )
 
@@ -54,6 +55,8 @@ type options struct {
 	peers    listFlag
 	noMDNS   bool
 	noHist   bool
+	download string
+	accept   string
 	json     bool
 	verbose  bool
 	version  bool
@@ -70,6 +73,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
 	fs.BoolVar(&o.noHist, "no-history", false, "keep no chat history (messages waiting for delivery are still kept on disk)")
+	fs.StringVar(&o.download, "download-dir", "", "where received files land (default: $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat)")
+	fs.StringVar(&o.accept, "accept-from", "ask", "file offers: ask for each (ask), or accept those from peers trusted in known_peers (trusted)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -287,6 +292,8 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	// discovery is set once mDNS runs; a lost peer makes it look again.
 	var disc atomic.Pointer[discovery.Service]
 	peerUp := make(chan struct{}, 1)
+	// transfers is set once the transfer manager runs; it needs the node.
+	var transfers atomic.Pointer[transfer.Manager]
 	node, err := peer.New(peer.Config{
 		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger, Store: st,
 		GiveUpAfter: testGiveUp(),
@@ -295,11 +302,21 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 				d.Rescan()
 			}
 		},
-		OnPeerUp: func(string) {
+		OnPeerUp: func(id string) {
 			select {
 			case peerUp <- struct{}{}:
 			default:
 			}
+			if tm := transfers.Load(); tm != nil {
+				tm.PeerUp(id)
+			}
+		},
+		OnStream: func(kind, id string, c net.Conn) {
+			if tm := transfers.Load(); tm != nil && kind == peer.StreamTransfer {
+				tm.Accept(id, c)
+				return
+			}
+			c.Close()
 		},
 	})
 	if err != nil {
@@ -338,11 +355,18 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	}
 
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	tm, err := startTransfers(o, node, ident.ID, logger)
+	if err != nil {
+		return err
+	}
+	transfers.Store(tm)
+
 	con := console.New(console.Config{
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
-		Notices: notices,
-		History: historyOf(st, o.noHist),
+		Notices:   notices,
+		Transfers: tm,
+		History:   historyOf(st, o.noHist),
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)
@@ -356,6 +380,10 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	// every goroutine is stopped.
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	// Transfers first: the manager may still tell a peer of a cancel.
+	if err := tm.Close(sctx); err != nil {
+		logger.Warn("stopping the transfers", "err", err)
+	}
 	node.Leave(sctx, "quit")
 	if d := disc.Load(); d != nil {
 		d.Close()
@@ -369,13 +397,65 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	return runErr
 }
 
+// startTransfers makes the transfer manager: its state beside the store,
+// files into --download-dir.
+func startTransfers(o options, node *peer.Node, id string, logger *slog.Logger) (*transfer.Manager, error) {
+	download := o.download
+	if download == "" {
+		download = defaultDownloadDir()
+	}
+	if download == "" {
+		return nil, errors.New("no download folder: give --download-dir")
+	}
+	var acceptFrom func(string) bool
+	switch o.accept {
+	case "ask":
+	case "trusted":
+		acceptFrom = func(peerID string) bool {
+			p, err := node.ResolveID(peerID)
+			return err == nil && p.ID == peerID && (p.Trust == identity.Trusted || p.Trust == identity.Verified)
+		}
+	default:
+		return nil, fmt.Errorf("--accept-from %q: want ask or trusted", o.accept)
+	}
+	tm, err := transfer.New(transfer.Options{
+		Dialer:      node,
+		StateDir:    filepath.Join(stateDir(), "transfers", id[:16]),
+		DownloadDir: download,
+		AcceptFrom:  acceptFrom,
+		Log:         logger,
+		OfferExpiry: testDuration("LANCHAT_TEST_OFFER_EXPIRY"),
+		RedialMax:   testDuration("LANCHAT_TEST_REDIAL_MAX"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start file transfers: %w", err)
+	}
+	return tm, nil
+}
+
+// defaultDownloadDir is $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat.
+func defaultDownloadDir() string {
+	if d := os.Getenv("XDG_DOWNLOAD_DIR"); d != "" {
+		return filepath.Join(d, "lanchat")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, "Downloads", "lanchat")
+	}
+	return ""
+}
+
+// testDuration reads a duration from an environment variable: hooks for
+// the end-to-end tests, which cannot wait for the real timers; 0 (the
+// default) when unset.
+func testDuration(env string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(env))
+	return d
+}
+
 // testGiveUp reads LANCHAT_TEST_GIVE_UP, a duration that replaces the
 // 90 s after which a lost peer is no longer redialled: a hook for the
 // end-to-end tests, which cannot wait that long.
-func testGiveUp() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("LANCHAT_TEST_GIVE_UP"))
-	return d
-}
+func testGiveUp() time.Duration { return testDuration("LANCHAT_TEST_GIVE_UP") }
 
 // historyOf is what answers /history and /search: nil with --no-history.
 func historyOf(st *store.Store, off bool) console.History {

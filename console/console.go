@@ -11,6 +11,7 @@ import (
 
 	"lanchat/identity"
 	"lanchat/peer"
+	"lanchat/transfer"
 )
 
 // Node is what the console drives.
@@ -59,6 +60,8 @@ type Config struct {
 	OnRename func(name string) error
 	// History answers /history and /search; nil when there is none.
 	History History
+	// Transfers runs /send and its kin; nil when there are none.
+	Transfers Transfers
 	// Notices are shown after the ready line (a store moved aside).
 	Notices []string
 	// TCPPort and UDPPort are shown in the ready event.
@@ -79,6 +82,8 @@ type Console struct {
 	// quitWarned is set once /quit has warned about undelivered messages;
 	// the next /quit leaves anyway.
 	quitWarned bool
+	// prog is the progress display of running transfers.
+	prog progress
 }
 
 // New makes a console.
@@ -182,15 +187,23 @@ func (c *Console) ready() {
 // pump prints the node's events until ctx ends, then prints what is
 // already queued.
 func (c *Console) pump(ctx context.Context) {
+	var tev <-chan transfer.Event
+	if c.cfg.Transfers != nil {
+		tev = c.cfg.Transfers.Events()
+	}
 	for {
 		select {
 		case ev := <-c.node.Events():
 			c.show(ev)
+		case ev := <-tev:
+			c.showTransfer(ev)
 		case <-ctx.Done():
 			for {
 				select {
 				case ev := <-c.node.Events():
 					c.show(ev)
+				case ev := <-tev:
+					c.showTransfer(ev)
 				default:
 					return
 				}
