@@ -31,6 +31,10 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		raw.Close()
 		err := fmt.Errorf("%w: %v was expected to be node %s but proved to be node %s: connection refused (an impostor, or that node's key was replaced)",
 			ErrIdentity, remote, identity.Grouped(expectID), identity.Grouped(sec.ID))
+		if via == ViaRemembered {
+			// Addresses change hands: not a warning.
+			return nil, err
+		}
 		n.log.Warn("IDENTITY MISMATCH", "addr", remote, "expected", expectID, "got", sec.ID)
 		n.emit(Warning{Text: err.Error()})
 		return nil, err
@@ -46,10 +50,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		c.Wait()
 		return nil, err
 	}
-	viaCode := uint8(0)
-	if via == ViaMDNS {
-		viaCode = 1
-	}
+	viaCode := via.wire()
 	hello := transport.Hello{
 		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
 		UDPPort: uint16(n.net.UDPPort()), Session: n.session, Via: viaCode,
@@ -86,10 +87,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		return fail(fmt.Errorf("handshake with %v: node id is %s, expected %s", remote, h.ID, expectID))
 	}
 	if !dialed {
-		via = ViaManual
-		if h.Via == 1 {
-			via = ViaMDNS
-		}
+		via = viaFromWire(h.Via)
 	}
 	var tcpAddr netip.AddrPort
 	if ta, ok := remote.(*net.TCPAddr); ok {
@@ -143,6 +141,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		}
 	}
 	back := n.attach(l, h, dialed)
+	n.remember(l.p)
 	if old != nil {
 		// The node restarted, or its old connection died unnoticed: the
 		// new one wins. Only a new session is worth telling the user.

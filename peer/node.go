@@ -68,6 +68,9 @@ type Config struct {
 	// OnPeerUp is called when a connection to a peer is established; it
 	// must not block.
 	OnPeerUp func()
+	// Addresses remembers where peers listen, and its nodes are dialled
+	// there while absent (see AddressBook); nil remembers nothing.
+	Addresses AddressBook
 }
 
 // Node is this process's member of the chat: it accepts and dials
@@ -124,6 +127,10 @@ type Node struct {
 	pending map[uint64]pending
 
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
+
+	// book and rem: remembered addresses (remember.go).
+	book AddressBook
+	rem  rememberState
 }
 
 // New makes a node; Run starts it.
@@ -177,6 +184,7 @@ func New(cfg Config) (*Node, error) {
 		warned:    map[string]bool{},
 		pending:   map[uint64]pending{},
 	}
+	n.book = cfg.Addresses
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a
 	// previous process is not taken for ours.
@@ -255,6 +263,10 @@ func (n *Node) Run(ctx context.Context) {
 		defer n.wg.Done()
 		n.keepAll(ctx)
 	}()
+	if n.book != nil {
+		n.wg.Add(1)
+		go n.redialLoop(ctx)
+	}
 	for {
 		select {
 		case c := <-n.net.Streams():
