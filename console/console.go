@@ -54,6 +54,8 @@ type Config struct {
 	// OnRename is called after /nick has told the peers, to update the
 	// mDNS record.
 	OnRename func(name string) error
+	// Invite makes the line /invite prints; nil disables /invite.
+	Invite func() (string, error)
 	// TCPPort and UDPPort are shown in the ready event.
 	TCPPort, UDPPort int
 	Version          string
