@@ -237,7 +237,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	if err != nil {
 		return err
 	}
-	tr, err := listen(o, filepath.Join(filepath.Dir(keyPath), portFile), logger)
+	tr, err := listen(o, strings.TrimSuffix(keyPath, filepath.Ext(keyPath))+".port", logger)
 	if err != nil {
 		return err
 	}
@@ -367,11 +367,9 @@ func addressBook(known *identity.Known) peer.AddressBook {
 	return nil
 }
 
-// portFile, beside the identity key, holds the port of the last run.
-const portFile = "port"
-
 // listen binds the node's ports: the one given, or else the one of the
-// last run (kept in file) when it is free, so that peers that remember
+// last run when it is free (kept in file, beside the identity key and
+// named after it: identity.port), so that peers that remember
 // this node's address find it again after a restart; else one the
 // system chooses.
 func listen(o options, file string, logger *slog.Logger) (*transport.Transport, error) {

@@ -31,7 +31,9 @@ func TestInvite(t *testing.T) {
 	in, inw := io.Pipe()
 	out := &jsonLines{}
 	con := New(Config{Node: a, In: in, Out: out, JSON: true,
-		Invite: func() (string, error) { return invite.Format(a.ID(), []netip.Addr{netip.MustParseAddr("127.0.0.1")}, 4000), nil }})
+		Invite: func() (string, error) {
+			return invite.Format(a.ID(), []netip.Addr{netip.MustParseAddr("127.0.0.1")}, 4000), nil
+		}})
 	runDone := make(chan error, 1)
 	go func() { runDone <- con.Run(ctx) }()
 	send := func(line string) {

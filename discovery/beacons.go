@@ -23,10 +23,12 @@ const (
 	// sends one only when it has heard none, its own included, for this
 	// long; otherwise it waits one to two gaps and looks again.
 	BeaconGap = time.Second
-	// BeaconStartSpread: a node's first beacon waits a random time up to
-	// this, listening meanwhile: of nodes started together the first to
-	// send is heard by the others, and those that found peers by their
-	// turn send nothing.
+	// A node's first beacon waits a random time from BeaconStartMin to
+	// BeaconStartSpread, listening meanwhile: of nodes started together
+	// the first to send is heard by the others, and those that found
+	// peers by their turn send nothing. Where mDNS works, a newcomer has
+	// its peers within BeaconStartMin and sends no beacon at all.
+	BeaconStartMin    = 250 * time.Millisecond
 	BeaconStartSpread = time.Second
 	// BeaconAloneFirst: a node with no peer beacons again after this,
 	// doubling up to BeaconEveryMin (a start beacon may be lost).
@@ -73,10 +75,10 @@ type BeaconConfig struct {
 
 	// For tests: the port (0: BeaconPort), the timings (0: the constants
 	// above), the interfaces (nil: the system's), and loopback allowed.
-	port                                        int
-	gap, spread, aloneFirst, everyMin, everyMax time.Duration
-	interfaces                                  func() []iface
-	loopbackOK                                  bool
+	port                                                  int
+	gap, startMin, spread, aloneFirst, everyMin, everyMax time.Duration
+	interfaces                                            func() []iface
+	loopbackOK                                            bool
 }
 
 // BeaconStats counts what a Beacons service did.
@@ -146,6 +148,7 @@ func StartBeacons(ctx context.Context, cfg BeaconConfig, found func(Entry)) (*Be
 		}
 	}
 	def(&cfg.gap, BeaconGap)
+	def(&cfg.startMin, BeaconStartMin)
 	def(&cfg.spread, BeaconStartSpread)
 	def(&cfg.aloneFirst, BeaconAloneFirst)
 	def(&cfg.everyMin, BeaconEveryMin)
@@ -306,7 +309,7 @@ func (b *Beacons) usable(i iface) bool {
 // interfaces: a change starts over as at start.
 func (b *Beacons) pace(ctx context.Context) {
 	defer b.wg.Done()
-	p := &pacer{gap: b.cfg.gap, spread: b.cfg.spread, aloneFirst: b.cfg.aloneFirst,
+	p := &pacer{gap: b.cfg.gap, startMin: b.cfg.startMin, spread: b.cfg.spread, aloneFirst: b.cfg.aloneFirst,
 		everyMin: b.cfg.everyMin, everyMax: b.cfg.everyMax}
 	sig := b.relist()
 	t := time.NewTimer(p.restart())

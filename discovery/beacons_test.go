@@ -67,7 +67,7 @@ func TestBeaconsOnLoopback(t *testing.T) {
 		b, err := StartBeacons(context.Background(), BeaconConfig{
 			Identity: id, Name: "n" + addr, Port: tcp, UDPPort: tcp + 1,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-			port:   port, gap: 20 * time.Millisecond, spread: 10 * time.Millisecond,
+			port:   port, gap: 20 * time.Millisecond, startMin: time.Millisecond, spread: 10 * time.Millisecond,
 			aloneFirst: 50 * time.Millisecond, everyMin: time.Second, everyMax: 2 * time.Second,
 			interfaces: loopbackAs(addr), loopbackOK: true,
 		}, found)

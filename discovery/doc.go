@@ -71,9 +71,11 @@
 // keeps finding it busy), so that decisions stay near one a gap however
 // many nodes there are. Two beacons come less than a gap apart only when
 // two nodes decide within the time one beacon takes to be heard. The
-// first beacon waits a random time up to BeaconStartSpread, and is not
-// sent if the node has found peers meanwhile (of nodes started together,
-// the first to send is heard by the others, who dial it). A node with no
+// first beacon waits a random time from BeaconStartMin to
+// BeaconStartSpread, and is not sent if the node has found peers
+// meanwhile (of nodes started together, the first to send is heard by
+// the others, who dial it; where mDNS works, a newcomer has its peers by
+// then and sends none). A node with no
 // peer beacons again after BeaconAloneFirst, doubling up to
 // BeaconEveryMin; a node with peers beacons every BeaconEveryMin to
 // BeaconEveryMax, and only if it keeps watch for its group (the same

@@ -16,13 +16,13 @@ import (
 //     however many nodes there are, so that two seldom fall within the
 //     moment a beacon takes to be heard;
 //   - the first beacon (at start, or after the interfaces changed) waits
-//     up to spread, and is not sent at all if the node has found peers
-//     by then;
+//     from startMin to spread, and is not sent at all if the node has
+//     found peers by then;
 //   - a node alone sends again after aloneFirst, doubling up to
 //     everyMin; a node with peers sends every everyMin to everyMax, and
 //     only if it keeps watch for its group.
 type pacer struct {
-	gap, spread, aloneFirst, everyMin, everyMax time.Duration
+	gap, startMin, spread, aloneFirst, everyMin, everyMax time.Duration
 
 	lastSent time.Time
 	// starting is set until the first beacon since restart was sent or
@@ -44,7 +44,7 @@ const maxDeferShift = 6
 // first decision.
 func (p *pacer) restart() time.Duration {
 	p.starting, p.aloneGap = true, p.aloneFirst
-	return p.randUpTo(p.spread)
+	return p.startMin + p.randUpTo(p.spread-p.startMin)
 }
 
 // decide is called when the wait it last returned is over: it reports

@@ -64,7 +64,7 @@ func (s simLAN) run(until time.Duration, seed uint64) []time.Duration {
 	connected := make([]bool, s.nodes)
 	var q simQueue
 	for i := range ps {
-		ps[i] = &pacer{gap: BeaconGap, spread: BeaconStartSpread, aloneFirst: BeaconAloneFirst,
+		ps[i] = &pacer{gap: BeaconGap, startMin: BeaconStartMin, spread: BeaconStartSpread, aloneFirst: BeaconAloneFirst,
 			everyMin: BeaconEveryMin, everyMax: BeaconEveryMax, rnd: rnd}
 		began := time.Duration(0)
 		if s.nodes > 1 {
@@ -189,10 +189,12 @@ func TestPaceBound(t *testing.T) {
 }
 
 func TestPaceStart(t *testing.T) {
-	p := &pacer{gap: time.Second, spread: time.Second, aloneFirst: 2 * time.Second, everyMin: 30 * time.Second, everyMax: 60 * time.Second}
+	p := &pacer{gap: time.Second, startMin: 250 * time.Millisecond, spread: time.Second, aloneFirst: 2 * time.Second, everyMin: 30 * time.Second, everyMax: 60 * time.Second}
 	now := time.Unix(1e9, 0)
-	if w := p.restart(); w < 0 || w >= time.Second {
-		t.Fatalf("first wait %v, want under the spread", w)
+	for range 100 {
+		if w := p.restart(); w < 250*time.Millisecond || w >= time.Second {
+			t.Fatalf("first wait %v, want from startMin to the spread", w)
+		}
 	}
 	// Heard another just now: wait.
 	if send, w := p.decide(now, now.Add(-100*time.Millisecond), 1, true, true); send || w < time.Second || w >= 2*time.Second {
