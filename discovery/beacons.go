@@ -28,8 +28,8 @@ const (
 	// the first to send is heard by the others, and those that found
 	// peers by their turn send nothing. Where mDNS works, a newcomer has
 	// its peers within BeaconStartMin and sends no beacon at all.
-	BeaconStartMin    = 250 * time.Millisecond
-	BeaconStartSpread = time.Second
+	BeaconStartMin    = 150 * time.Millisecond
+	BeaconStartSpread = 600 * time.Millisecond
 	// BeaconAloneFirst: a node with no peer beacons again after this,
 	// doubling up to BeaconEveryMin (a start beacon may be lost).
 	BeaconAloneFirst = 2 * time.Second

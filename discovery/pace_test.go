@@ -189,10 +189,10 @@ func TestPaceBound(t *testing.T) {
 }
 
 func TestPaceStart(t *testing.T) {
-	p := &pacer{gap: time.Second, startMin: 250 * time.Millisecond, spread: time.Second, aloneFirst: 2 * time.Second, everyMin: 30 * time.Second, everyMax: 60 * time.Second}
+	p := &pacer{gap: time.Second, startMin: 150 * time.Millisecond, spread: 600 * time.Millisecond, aloneFirst: 2 * time.Second, everyMin: 30 * time.Second, everyMax: 60 * time.Second}
 	now := time.Unix(1e9, 0)
 	for range 100 {
-		if w := p.restart(); w < 250*time.Millisecond || w >= time.Second {
+		if w := p.restart(); w < 150*time.Millisecond || w >= 600*time.Millisecond {
 			t.Fatalf("first wait %v, want from startMin to the spread", w)
 		}
 	}

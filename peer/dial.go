@@ -20,6 +20,8 @@ const (
 	// shortHoldOff when its id is the smaller.
 	DialHoldOff  = time.Second
 	shortHoldOff = 250 * time.Millisecond
+	// broadcastJitter spreads the dials of the hearers of one beacon.
+	broadcastJitter = 20 * time.Millisecond
 	// Reconnection backoff: from about reconnectFirst, doubling, capped.
 	reconnectFirst = 100 * time.Millisecond
 	reconnectMax   = 4 * time.Second
@@ -217,10 +219,15 @@ func (n *Node) Discovered(f Found) {
 // a node that answered its first query (which cannot know of it yet); one
 // seen later has most likely just started and is dialling it, so it waits
 // a little, or longer when its id is the larger, and dials only if no
-// connection has come of the other's dial by then. A beacon's sender
-// learns nothing of its hearers from it, so the hearer dials after the
-// short wait whatever the ids: the wait lets a connection made through
-// mDNS, which is faster where it works, come first.
+// connection has come of the other's dial by then.
+//
+// A beacon's sender learns nothing of its hearers from it, and a node
+// named in a peer list was connected to the introducer before this one
+// was, so it was not told of this one: neither is likely to be dialling
+// this node. A beacon is answered at once (with a few milliseconds of
+// jitter, for the many hearers of one beacon); where mDNS works a
+// newcomer has its peers before it sends one. An introduction waits the
+// short time, in case the same pair was introduced both ways at once.
 func (n *Node) holdOffLocked(f Found) time.Duration {
 	var d time.Duration
 	switch {
@@ -229,6 +236,8 @@ func (n *Node) holdOffLocked(f Found) time.Duration {
 	case f.Answer:
 		return 0
 	case f.Via == ViaBroadcast:
+		return rand.N(broadcastJitter)
+	case f.Via == ViaIntroduced:
 		d = shortHoldOff
 	case n.id < f.ID:
 		d = shortHoldOff
