@@ -57,11 +57,17 @@ const (
 	maxRemembered = 4096
 )
 
-// rememberState is what remember knows of its own recordings.
+// rememberState is what remember and the redial loop keep. Its lock is
+// taken alone, never with another held.
 type rememberState struct {
 	mu sync.Mutex // protects following
 	// last is, per peer id, the address last recorded and when.
 	last map[string]recorded
+	// dialing holds the ids the redial loop is dialling. It is not
+	// Node.dialing: a sighting by discovery must not wait for a dial to
+	// an address that may be stale (both may dial; the handshake keeps
+	// one connection).
+	dialing map[string]bool
 }
 
 type recorded struct {
@@ -115,9 +121,9 @@ type redialNode struct {
 }
 
 // redialLoop dials the remembered addresses of known nodes that are
-// neither connected nor being reconnected (nor dialled for another
-// reason), each with its own backoff, at most maxRedials at once, until
-// ctx ends. A node that comes back starts its backoff over the next time
+// neither connected nor being reconnected (nor dialled because discovery
+// saw them), each with its own backoff, at most maxRedials at once,
+// until ctx ends. A node that comes back starts its backoff over the next time
 // it is absent.
 func (n *Node) redialLoop(ctx context.Context) {
 	defer n.wg.Done()
@@ -148,26 +154,29 @@ func (n *Node) redialLoop(ctx context.Context) {
 			}
 			n.mu.Lock()
 			present := n.peers[id] != nil
-			busy := present || n.dialing[id] || n.closed || len(n.dialing) >= maxDialing
-			if !busy {
-				n.dialing[id] = true
-			}
+			busy := n.dialing[id] || n.closed
 			n.mu.Unlock()
 			if present {
 				delete(state, id) // back: a later absence starts afresh
 				continue
 			}
+			n.rem.mu.Lock()
+			busy = busy || n.rem.dialing[id]
+			n.rem.mu.Unlock()
 			if busy {
 				continue
 			}
 			select {
 			case running <- struct{}{}:
 			default:
-				n.mu.Lock()
-				delete(n.dialing, id)
-				n.mu.Unlock()
 				continue // all slots taken: next round
 			}
+			n.rem.mu.Lock()
+			if n.rem.dialing == nil {
+				n.rem.dialing = map[string]bool{}
+			}
+			n.rem.dialing[id] = true
+			n.rem.mu.Unlock()
 			if st == nil {
 				st = &redialNode{backoff: redialFirst}
 				state[id] = st
@@ -181,9 +190,9 @@ func (n *Node) redialLoop(ctx context.Context) {
 				defer n.wg.Done()
 				defer func() { <-running }()
 				defer func() {
-					n.mu.Lock()
-					delete(n.dialing, id)
-					n.mu.Unlock()
+					n.rem.mu.Lock()
+					delete(n.rem.dialing, id)
+					n.rem.mu.Unlock()
 				}()
 				n.dialRemembered(ctx, id, addrs)
 			}()
