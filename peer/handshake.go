@@ -141,7 +141,6 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		}
 	}
 	back := n.attach(l, h, dialed)
-	n.remember(l.p)
 	if old != nil {
 		// The node restarted, or its old connection died unnoticed: the
 		// new one wins. Only a new session is worth telling the user.
@@ -151,6 +150,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		}
 	}
 	n.checkTrust(l.p)
+	n.remember(l.p) // after checkTrust: a book may keep pinned ids only
 	l.conn.Send(n.announcement(l.id))
 	n.emit(PeerUp{Peer: l.info(), Back: back})
 	if n.onUp != nil {
