@@ -39,12 +39,13 @@ func (n *Node) NewGivens(ctx context.Context) *Givens {
 }
 
 // Set makes list the entries: the loops of new entries start, those of
-// entries no longer listed stop.
+// entries no longer listed stop. An entry with this node's id is skipped.
 func (g *Givens) Set(list []Given) {
 	g.mu.Lock()
 	want := map[string]Given{}
 	for _, e := range list {
-		if len(e.Addrs) > 0 {
+		// A list shared by several machines names this node too.
+		if len(e.Addrs) > 0 && e.ID != g.n.id {
 			want[e.key()] = e
 		}
 	}

@@ -314,6 +314,10 @@ func TestGivens(t *testing.T) {
 		{What: "peers line 3", Addrs: []string{c.addr()}},
 	})
 	next(t, a, func(e PeerUp) bool { return e.Peer.ID == c.ID() })
+	g.Set([]Given{{What: "peers line 4", Addrs: []string{a.addr()}, ID: a.ID()}})
+	if g.Len() != 0 {
+		t.Fatalf("%d entries for a list naming only this node", g.Len())
+	}
 	g.Set(nil)
 	if g.Len() != 0 {
 		t.Fatalf("%d entries after clearing", g.Len())
