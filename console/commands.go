@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"lanchat/identity"
+	"lanchat/invite"
 	"lanchat/peer"
 	"lanchat/transport"
 )
@@ -35,7 +36,7 @@ func init() {
 		{"echo", "/echo [-tcp|-udp] [-n COUNT] [-size BYTES] [-i INTERVAL] PEER [TEXT]", "send TEXT (or BYTES of data) to PEER and time its return; -n repeats, like ping", (*Console).cmdEcho},
 		{"peers", "/peers", "list the connected peers", (*Console).cmdPeers},
 		{"nick", "/nick NAME", "change your name; peers and mDNS learn it", (*Console).cmdNick},
-		{"connect", "/connect [ID@]HOST:PORT", "connect to a node that mDNS cannot find; with ID, it must prove that id", (*Console).cmdConnect},
+		{"connect", "/connect [ID@]HOST:PORT|INVITE", "connect to a node that mDNS cannot find; with ID (or an invite line from /invite), it must prove that id", (*Console).cmdConnect},
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
 		{"send", "/send PEER PATH...", "offer files and folders to PEER (\"quote\" paths with spaces); it sees the offer and accepts or not", (*Console).cmdSend},
 		{"accept", "/accept [ID]", "accept a transfer offered to you (default: the latest offer); also resumes one stopped by a full disk", (*Console).cmdAccept},
@@ -354,14 +355,14 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 	if len(ps) == 0 {
 		b.WriteString("no peers connected\n")
 	} else {
-		fmt.Fprintf(&b, "%-20s %-8s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "TRUST", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
+		fmt.Fprintf(&b, "%-20s %-8s %-8s %-10s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "TRUST", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
 	}
 	for _, p := range ps {
 		rtt := "-"
 		if p.LastRTT > 0 {
 			rtt = fmtDur(p.LastRTT)
 		}
-		fmt.Fprintf(&b, "%-20s %-8s %-8s %-6s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Trust, p.Via, p.Addr,
+		fmt.Fprintf(&b, "%-20s %-8s %-8s %-10s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Trust, p.Via, p.Addr,
 			p.State, p.UDP, p.UDPAddr, rtt, p.Since.Format("15:04:05"), time.Since(p.Since).Round(time.Second))
 		list = append(list, map[string]any{
 			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.State.String(), "udp": p.UDP.String(),
@@ -411,6 +412,9 @@ func (c *Console) cmdNick(_ context.Context, args []string, _ string) error {
 func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error {
 	if len(args) != 1 {
 		return errUsage
+	}
+	if invite.IsInvite(args[0]) {
+		return c.connectInvite(ctx, args[0])
 	}
 	expect, addr := peer.SplitPeerAddr(args[0])
 	host, port, err := net.SplitHostPort(addr)
