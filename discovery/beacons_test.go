@@ -106,7 +106,11 @@ func TestBeaconsOnLoopback(t *testing.T) {
 	}
 	wait(&sa, idb, "127.0.0.3", 5000)
 	wait(&sb, ida, "127.0.0.2", 4000)
+	// The peer may hear a beacon before its sender has counted it.
 	st := a.Stats()
+	for deadline := time.Now().Add(5 * time.Second); (st.Sent == 0 || st.Heard == 0 || st.Found == 0) && time.Now().Before(deadline); st = a.Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if st.Sent == 0 || st.Heard == 0 || st.Found == 0 {
 		t.Fatalf("stats %+v", st)
 	}
