@@ -154,6 +154,17 @@ func (n *Node) Discovered(f Found) {
 	if f.Via == 0 {
 		f.Via = ViaMDNS
 	}
+	if !identity.ValidID(f.ID) {
+		n.sightingsRefused.Add(1)
+		return
+	}
+	// Only addresses on this host's networks, not failing lately.
+	var addrs []string
+	for _, a := range f.Addrs {
+		if n.usable(a) && !n.failedLately(f.ID, a) && len(addrs) < 8 {
+			addrs = append(addrs, a)
+		}
+	}
 	n.mu.Lock()
 	if p := n.peers[f.ID]; p != nil {
 		p.mu.Lock()
@@ -173,6 +184,13 @@ func (n *Node) Discovered(f Found) {
 		n.mu.Unlock()
 		return
 	}
+	if len(addrs) == 0 {
+		n.mu.Unlock()
+		n.sightingsRefused.Add(1)
+		n.log.Debug("not dialling a discovered node: no usable address", "id", ShortID(f.ID), "found", f.Instance, "addrs", f.Addrs)
+		return
+	}
+	f.Addrs = addrs
 	if len(n.dialing) >= maxDialing {
 		n.mu.Unlock()
 		n.log.Debug("not dialling a discovered node: too many dials under way", "id", ShortID(f.ID), "found", f.Instance)
@@ -193,6 +211,10 @@ func (n *Node) Discovered(f Found) {
 		if wait > 0 && !n.heldOff(f, wait) {
 			return
 		}
+		if !n.acquireDial(n.ctx) {
+			return
+		}
+		defer n.releaseDial()
 		var errs []error
 		for _, addr := range f.Addrs {
 			_, err := n.Connect(n.ctx, addr, f.Via, f.ID)
@@ -202,11 +224,15 @@ func (n *Node) Discovered(f Found) {
 			if n.ctx.Err() != nil || n.leaving.Load() {
 				return
 			}
+			n.dialFailed(f.ID, addr)
 			errs = append(errs, err)
 		}
 		key := f.Instance + " " + fmt.Sprint(f.Addrs)
 		n.mu.Lock()
 		warned := n.warned[key]
+		if len(n.warned) >= maxAlarms {
+			clear(n.warned)
+		}
 		n.warned[key] = true
 		n.mu.Unlock()
 		level := n.log.Info

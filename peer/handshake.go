@@ -43,8 +43,8 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 			// Addresses change hands: not a warning.
 			return nil, err
 		}
-		n.log.Warn("IDENTITY MISMATCH", "addr", remote, "expected", expectID, "got", sec.ID)
-		n.emit(Warning{Text: err.Error()})
+		n.log.Debug("IDENTITY MISMATCH", "addr", remote, "expected", expectID, "got", sec.ID)
+		n.alarm("mismatch "+expectID+" "+remote.String(), err.Error())
 		return nil, err
 	}
 	raw.SetDeadline(time.Time{})

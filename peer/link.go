@@ -63,6 +63,8 @@ type link struct {
 	nextBeat  time.Time
 	givenUp   bool
 	reported  State
+	// lastList is when the reader last heeded a peer list.
+	lastList time.Time
 	// beating is set by startBeats once the schedule is set.
 	beating atomic.Bool
 
@@ -265,6 +267,11 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
+		if at.Sub(l.lastList) < peerListEvery {
+			l.n.listsIgnored.Add(1) // one a connection needs; more is noise
+			return nil
+		}
+		l.lastList = at
 		for _, ref := range m.Peers {
 			// The same path as an mDNS sighting: skipped when known,
 			// and the node at addr must prove it holds ref.ID.

@@ -140,6 +140,13 @@ type Node struct {
 	twinWarned, twinRefused map[string]time.Time
 	// warned holds mDNS instances already reported as unusable.
 	warned map[string]bool
+	// failed: when a dial of an address for an id last failed.
+	failed map[string]time.Time
+	// alarms: when each security warning was last shown; alarmStart
+	// and alarmCount count those of the current window.
+	alarms     map[string]time.Time
+	alarmStart time.Time
+	alarmCount int
 	// closed is set when the node stops: nothing more is admitted.
 	closed bool
 
@@ -158,12 +165,19 @@ type Node struct {
 	// connLog carries the lines about refused and broken connections,
 	// rate-limited.
 	connLog *rateLog
+	// dialSlots holds a token per discovered node being dialled.
+	dialSlots chan struct{}
+	// nets caches this host's networks; allowLoopback lets discovery
+	// dial loopback (tests, where every node is on it).
+	nets          localNets
+	allowLoopback bool
 	// selfTwin is set once the user was told that another process uses
 	// this node's identity.
 	selfTwin atomic.Bool
 
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
 	strangersRefused, handshakesFailed                                atomic.Uint64
+	sightingsRefused, listsIgnored, alarmsHeld                        atomic.Uint64
 
 	// book and rem: remembered addresses (remember.go).
 	book AddressBook
@@ -227,6 +241,9 @@ func New(cfg Config) (*Node, error) {
 		twinRefused: map[string]time.Time{},
 		connLog:     newRateLog(cfg.Logger, 5, 10*time.Second),
 		warned:      map[string]bool{},
+		failed:      map[string]time.Time{},
+		alarms:      map[string]time.Time{},
+		dialSlots:   make(chan struct{}, maxDialsAtOnce),
 		pending:     map[uint64]pending{},
 	}
 	n.book = cfg.Addresses
@@ -419,6 +436,11 @@ type Stats struct {
 	// handshakes were under way, and handshakes that failed.
 	StrangersRefused uint64
 	HandshakesFailed uint64
+	// Discovery: sightings refused (a bad id, no usable address), peer
+	// lists ignored (sent too often), warnings held back (repeated).
+	SightingsRefused uint64
+	ListsIgnored     uint64
+	AlarmsHeld       uint64
 }
 
 // Stats returns the drop counters.
@@ -432,5 +454,8 @@ func (n *Node) Stats() Stats {
 		DatagramOverruns: n.net.Overruns(),
 		StrangersRefused: n.strangersRefused.Load(),
 		HandshakesFailed: n.handshakesFailed.Load(),
+		SightingsRefused: n.sightingsRefused.Load(),
+		ListsIgnored:     n.listsIgnored.Load(),
+		AlarmsHeld:       n.alarmsHeld.Load(),
 	}
 }

@@ -49,7 +49,15 @@ func startNodeWith(t testing.TB, cfg Config, dialFrom ...string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.Network = tr
+	switch w := cfg.Network.(type) {
+	case nil:
+		cfg.Network = tr
+	case *countingNet:
+		tr.Close()
+		tr = w.Transport
+	default:
+		t.Fatalf("startNodeWith: unknown network %T", w)
+	}
 	if len(dialFrom) > 0 {
 		cfg.Network = fromAddr{Transport: tr, local: dialFrom[0]}
 	}
@@ -62,6 +70,7 @@ func startNodeWith(t testing.TB, cfg Config, dialFrom ...string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
+	n.allowLoopback = true // every test node is on loopback
 	ctx, cancel := context.WithCancel(context.Background())
 	tn := &testNode{Node: n, tr: tr, events: make(chan Event, 1000)}
 	var wg sync.WaitGroup
@@ -745,7 +754,11 @@ func TestPeerListIntroduces(t *testing.T) {
 		t.Fatalf("loopback addresses passed on: %+v", l.Peers)
 	}
 	// A wrong id for an address is refused, as from mDNS.
-	c.Discovered(Found{Instance: "lie", ID: "NOTTHEID", Addrs: []string{b.addr()}})
+	other, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Discovered(Found{Instance: "lie", ID: other.ID, Addrs: []string{b.addr()}})
 	if w := next(t, c, func(e Warning) bool { return true }); !strings.Contains(w.Text, "identity mismatch") {
 		t.Fatalf("warning %q", w.Text)
 	}
