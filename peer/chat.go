@@ -19,7 +19,12 @@ type Sent struct {
 // Say sends text to every peer, connected or away (it waits in their
 // outboxes until they are back). It returns at once: what a peer cannot
 // take now waits for it. Errors name the peers it could not be queued for.
-func (n *Node) Say(text string) (Sent, error) {
+func (n *Node) Say(text string) (Sent, error) { return n.say(text, 0) }
+
+// Act is Say for an action (/me).
+func (n *Node) Act(text string) (Sent, error) { return n.say(text, transport.ChatAction) }
+
+func (n *Node) say(text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
@@ -29,7 +34,7 @@ func (n *Node) Say(text string) (Sent, error) {
 	if len(ps) == 0 {
 		return Sent{}, fmt.Errorf("message not sent: %w", ErrNoPeers)
 	}
-	m := transport.Chat{MsgID: n.nextMsg.Add(1), Sent: time.Now().UnixNano(), Text: text}
+	m := transport.Chat{MsgID: n.nextMsg.Add(1), Sent: time.Now().UnixNano(), Text: text, Flags: flags}
 	sent := Sent{MsgID: m.MsgID}
 	var errs []error
 	for _, p := range ps {
@@ -44,7 +49,14 @@ func (n *Node) Say(text string) (Sent, error) {
 
 // Tell sends text to one peer (a name or id prefix) only; a peer that is
 // away gets it when it is back.
-func (n *Node) Tell(peerArg, text string) (Sent, error) {
+func (n *Node) Tell(peerArg, text string) (Sent, error) { return n.tell(peerArg, text, 0) }
+
+// ActTo is Tell for an action (/me to one peer).
+func (n *Node) ActTo(peerArg, text string) (Sent, error) {
+	return n.tell(peerArg, text, transport.ChatAction)
+}
+
+func (n *Node) tell(peerArg, text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
@@ -54,16 +66,17 @@ func (n *Node) Tell(peerArg, text string) (Sent, error) {
 	if err != nil {
 		return Sent{}, err
 	}
-	m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: true, Sent: time.Now().UnixNano(), Text: text}
+	m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: true, Sent: time.Now().UnixNano(), Text: text, Flags: flags}
 	if err := n.queue(p, m); err != nil {
 		return Sent{}, err
 	}
 	return Sent{MsgID: m.MsgID, To: []Ref{p.ref()}}, nil
 }
 
-// SetName changes this node's name and tells every peer.
+// SetName changes this node's name and tells every peer. A name that a
+// connected or known peer holds (compared as SameName does) is refused.
 func (n *Node) SetName(name string) error {
-	if err := transport.CheckName(name); err != nil {
+	if err := n.checkNewName(name); err != nil {
 		return err
 	}
 	n.mu.Lock()

@@ -46,15 +46,27 @@ type Peer struct {
 	// counts; a new process starts again from zero.
 	recvSession uint64
 	lastRecv    uint64
+	// userAway and awayText are what the peer's user last said with
+	// /away and /back (away.go).
+	userAway bool
+	awayText string
 }
 
 // attach makes l the peer's live connection and hands it, in order,
-// whatever waits in the outbox. It reports whether the peer was away.
-func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool) {
+// whatever waits in the outbox. It reports whether the peer was away, and
+// the name it had before when that was another (was).
+func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, was string) {
 	p := n.peerFor(l.id)
 	l.conn.OnSpace(func() { n.pushMore(p, l) })
 	p.mu.Lock()
 	l.p = p
+	was = p.name
+	if was == "" {
+		was = n.left.lookup(l.id)
+	}
+	if was == h.Name {
+		was = ""
+	}
 	p.name = h.Name
 	p.via = l.via
 	if h.TCPPort != 0 {
@@ -75,11 +87,12 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool) {
 	p.sent, p.blocked, p.told = 0, false, false
 	p.pushLocked()
 	p.mu.Unlock()
+	n.tellStatus(l)
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
-	return wasAway
+	return wasAway, was
 }
 
 // detach handles the end of l's connection. A peer that said goodbye (or
@@ -119,8 +132,8 @@ func (p *Peer) info() Info {
 	p.mu.Lock()
 	l := p.link
 	if l == nil {
-		i := Info{ID: p.id, Name: p.name, Addr: p.dialAddr, State: Away, UDP: UDPNone, Via: p.via,
-			Since: p.awaySince, Trust: p.trust, Pending: len(p.outbox)}
+		i := Info{ID: p.id, Name: p.name, Addr: p.dialAddr, Listen: p.dialAddr, State: Away, UDP: UDPNone, Via: p.via,
+			Since: p.awaySince, Trust: p.trust, Pending: len(p.outbox), UserAway: p.userAway, AwayText: p.awayText}
 		p.mu.Unlock()
 		return i
 	}

@@ -13,6 +13,13 @@ func (n *Node) checkTrust(p *Peer) {
 	p.mu.Lock()
 	name := p.name
 	p.mu.Unlock()
+	if n.ownName(name) {
+		// Never pin this node's own name to another node.
+		p.mu.Lock()
+		p.trust = identity.Conflict
+		p.mu.Unlock()
+		return
+	}
 	t, err := n.known.Check(name, p.id)
 	if err != nil {
 		n.log.Warn("known peers file not updated", "err", err)
@@ -27,6 +34,13 @@ func (n *Node) checkTrust(p *Peer) {
 func (n *Node) warnIfConflict(p *Peer) {
 	i := p.info()
 	if i.Trust != identity.Conflict {
+		return
+	}
+	if n.ownName(i.Name) {
+		n.emit(Warning{Text: fmt.Sprintf(
+			"NAME CONFLICT: a node with id %s calls itself %q, which is your own name. "+
+				"Its messages are marked and /msg %s will not pick it; it is not recorded in your known peers",
+			identity.Grouped(i.ID), i.Name, i.Name)})
 		return
 	}
 	pinned, _ := n.known.PinnedID(i.Name)
@@ -82,7 +96,7 @@ func (n *Node) Forget(arg string) ([]string, error) {
 func (n *Node) recheck(name string) {
 	for _, p := range n.peerList() {
 		p.mu.Lock()
-		same := p.name == name
+		same := SameName(p.name, name)
 		p.mu.Unlock()
 		if same {
 			n.checkTrust(p)
