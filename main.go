@@ -45,16 +45,22 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type options struct {
-	identity string
-	name     string
-	port     int
-	ifaces   listFlag
-	peers    listFlag
-	noMDNS   bool
-	json     bool
-	verbose  bool
-	version  bool
+	identity    string
+	name        string
+	port        int
+	ifaces      listFlag
+	peers       listFlag
+	noMDNS      bool
+	json        bool
+	noBell      bool
+	waitPeers   int
+	waitTimeout time.Duration
+	verbose     bool
+	version     bool
 }
+
+// errArgs is returned for arguments that are not flags.
+var errArgs = errors.New("unexpected arguments")
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -67,13 +73,38 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
+	fs.BoolVar(&o.noBell, "no-bell", false, "do not ring the terminal bell for direct messages and lines naming you")
+	fs.IntVar(&o.waitPeers, "wait-peers", 0, "before reading any input, wait until `N` peers are connected (for scripts); fail after --wait-timeout")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 30*time.Second, "how long --wait-peers waits before lanchat exits with an error")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lanchat [flags]\n\nChat with everyone running lanchat on the local network. Type /help once running.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), `Usage: lanchat [flags]
+       lanchat bench [flags]   measure lanchat against raw sockets (lanchat bench --help)
+
+Chat with everyone running lanchat on the local network. Type /help once running.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
-	return o, fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		hint := ""
+		if fs.NArg() == 1 && transport.CheckName(fs.Arg(0)) == nil && !strings.HasPrefix(fs.Arg(0), "-") {
+			hint = fmt.Sprintf(" (to be called %s: --name %s)", fs.Arg(0), fs.Arg(0))
+		}
+		fmt.Fprintf(fs.Output(), "lanchat: unexpected argument %q%s\n", strings.Join(fs.Args(), " "), hint)
+		fs.Usage()
+		return o, errArgs
+	}
+	if o.waitPeers < 0 {
+		fmt.Fprintf(fs.Output(), "lanchat: --wait-peers %d: want 0 or more\n", o.waitPeers)
+		return o, errArgs
+	}
+	return o, nil
 }
 
 // defaultName is user@host, with the short host name.
@@ -278,8 +309,12 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	}
 
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	// Colours and the bell go to a terminal only (https://no-color.org).
+	styled := !o.json && term.IsTerminal(int(os.Stdout.Fd()))
 	con := console.New(console.Config{
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
+		Color: styled && os.Getenv("NO_COLOR") == "", Bell: styled && !o.noBell,
+		WaitPeers: o.waitPeers, WaitTimeout: o.waitTimeout,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {

@@ -9,13 +9,6 @@ import (
 	"time"
 )
 
-// field is one key and value of a JSON event, kept in order so that
-// "event" and "ts" come first.
-type field struct {
-	k string
-	v any
-}
-
 // Printer writes events either as plain lines or as JSON objects, one per
 // line, under one lock.
 type Printer struct {
@@ -40,27 +33,44 @@ func (p *Printer) SetWriter(w io.Writer) {
 
 // emit prints one event: its JSON form or its plain line. The plain line
 // is prefixed with the time of day unless bare is set.
-func (p *Printer) emit(event string, fields []field, plain string, bare bool) {
-	now := p.now()
+func (p *Printer) emit(ev Event, plain string, bare bool) {
+	p.emitAt(p.now(), ev, plain, bare)
+}
+
+// emitAt is emit for an event that happened at (a line of one's own,
+// printed once delivered, carries the time it was written). A nil ev is a
+// line for people only: nothing is written in JSON mode.
+func (p *Printer) emitAt(at time.Time, ev Event, plain string, bare bool) {
 	var b bytes.Buffer
 	if p.json {
-		b.WriteString(`{"event":`)
-		writeJSON(&b, event)
-		b.WriteString(`,"ts":`)
-		writeJSON(&b, now.Format(time.RFC3339Nano))
-		for _, f := range fields {
-			b.WriteByte(',')
-			writeJSON(&b, f.k)
-			b.WriteByte(':')
-			writeJSON(&b, f.v)
+		if ev == nil {
+			return // a line for people only
 		}
-		b.WriteString("}\n")
+		b.WriteString(`{"event":`)
+		writeJSON(&b, ev.Kind())
+		b.WriteString(`,"ts":`)
+		writeJSON(&b, p.now().Format(time.RFC3339Nano))
+		body, err := json.Marshal(ev)
+		if err != nil {
+			// Every event is plain data; this would be a bug.
+			body, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+		}
+		if len(body) > 2 { // more than {}
+			b.WriteByte(',')
+			b.Write(body[1:])
+		} else {
+			b.WriteByte('}')
+		}
+		b.WriteByte('\n')
 	} else {
+		if plain == "" {
+			return
+		}
 		if !bare {
-			b.WriteString(now.Format("[15:04:05] "))
+			b.WriteString(at.Format("[15:04:05] "))
 		}
 		b.WriteString(plain)
-		if plain == "" || plain[len(plain)-1] != '\n' {
+		if plain[len(plain)-1] != '\n' {
 			b.WriteByte('\n')
 		}
 	}
@@ -75,11 +85,6 @@ func writeJSON(b *bytes.Buffer, v any) {
 		enc, _ = json.Marshal(fmt.Sprint(v))
 	}
 	b.Write(enc)
-}
-
-// Error prints an error event.
-func (p *Printer) Error(err error) {
-	p.emit("error", []field{{"text", err.Error()}}, "error: "+err.Error(), false)
 }
 
 // ms converts a duration to fractional milliseconds for JSON.
