@@ -413,8 +413,11 @@ func (c *Console) echoPaced(ctx context.Context, info peer.Info, v string, paylo
 			sent++
 			c.showLost(info, v, i, n, err)
 		case notSent(err):
+			// The summary says it; a lone echo has none.
 			end = fmt.Sprintf("%s went away", info.Name)
-			c.Error(fmt.Errorf("echo %s: %w", info.Name, err))
+			if n == 1 {
+				c.Error(fmt.Errorf("echo %s: %s is away or gone", info.Name, info.Name))
+			}
 		default:
 			sent++ // sent, and the connection was lost before the reply
 			end = fmt.Sprintf("%s went away", info.Name)

@@ -19,6 +19,9 @@ var optionsOf = map[string][]string{
 	"echo": {"-tcp", "-udp", "-n", "-size", "-i"},
 }
 
+// valueOptions are the options followed by a value.
+var valueOptions = map[string]bool{"-n": true, "-size": true, "-i": true}
+
 // Do implements readline.AutoCompleter: the candidates' missing parts for
 // the word before the cursor, and how long that word is.
 func (cp completer) Do(line []rune, pos int) ([][]rune, int) {
@@ -57,8 +60,11 @@ func (cp completer) argument(cmd string, given []string, word string) []string {
 		return out
 	}
 	positional := 0
-	for _, g := range given {
-		if !strings.HasPrefix(g, "-") {
+	for i := 0; i < len(given); i++ {
+		switch g := given[i]; {
+		case valueOptions[g]:
+			i++ // its value
+		case !strings.HasPrefix(g, "-"):
 			positional++
 		}
 	}

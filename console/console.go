@@ -286,18 +286,20 @@ func (c *Console) pump(ctx context.Context) {
 		case ev := <-c.node.Events():
 			c.show(ev)
 		case l := <-c.own:
-			c.showOwn(c.mine.add(l, time.Now()))
+			c.addOwn(l)
 		case <-timer.C:
 			c.showOwn(c.mine.due(time.Now()))
+			c.showHeld(c.mine.stale(time.Now(), false))
 		case <-ctx.Done():
 			for {
 				select {
 				case ev := <-c.node.Events():
 					c.show(ev)
 				case l := <-c.own:
-					c.showOwn(c.mine.add(l, time.Now()))
+					c.addOwn(l)
 				default:
 					c.showOwn(c.mine.due(time.Now().Add(ownGrace)))
+					c.showHeld(c.mine.stale(time.Now(), true))
 					c.showLate()
 					return
 				}
@@ -306,6 +308,21 @@ func (c *Console) pump(ctx context.Context) {
 		if len(c.node.Events()) == 0 {
 			c.showLate()
 		}
+	}
+}
+
+// addOwn registers one's own line; acknowledgements that came before it
+// are reported now, after its sent event.
+func (c *Console) addOwn(l *ownLine) {
+	show, acks := c.mine.add(l, time.Now())
+	c.showHeld(acks)
+	c.showOwn(show)
+}
+
+// showHeld reports acknowledgements held for their line.
+func (c *Console) showHeld(acks []heldAck) {
+	for _, a := range acks {
+		c.out.emit(DeliveredEvent{Peer: a.peer.Name, ID: a.peer.ID, MsgID: a.msgID, All: a.all}, "", false)
 	}
 }
 
@@ -373,7 +390,10 @@ func (c *Console) show(ev peer.Event) {
 		}
 		c.out.emit(PeerStateEvent{Peer: e.Peer.Name, ID: e.Peer.ID, State: e.State.String(), SilenceMS: ms(e.Silence)}, plain, false)
 	case peer.Delivered:
-		l, all := c.mine.acked(e.Peer.ID, e.MsgID, time.Now())
+		l, all, held := c.mine.acked(e.Peer, e.MsgID, time.Now())
+		if held {
+			return // reported once its line is registered
+		}
 		// One line per message and peer would drown a terminal: the
 		// mark on one's own line says it.
 		c.out.emit(DeliveredEvent{Peer: e.Peer.Name, ID: e.Peer.ID, MsgID: e.MsgID, All: all}, "", false)

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"lanchat/peer"
 )
 
 // ownGrace is how long a line of one's own waits to be shown with its
@@ -46,11 +48,21 @@ type ownLines struct {
 	// late holds lines shown before they were delivered and delivered
 	// since, to be told in one line.
 	late []*ownLine
+	// highest is the highest message id registered.
+	highest uint64
 }
 
 type earlyAck struct {
-	ids []string
-	at  time.Time
+	peers []peer.Ref
+	at    time.Time
+}
+
+// heldAck is an acknowledgement held until its line was registered, now
+// to be reported (all: it completed the line).
+type heldAck struct {
+	peer  peer.Ref
+	msgID uint64
+	all   bool
 }
 
 func newOwnLines() *ownLines {
@@ -59,17 +71,20 @@ func newOwnLines() *ownLines {
 
 // add registers a line; it returns the lines to show now (it, when it
 // needs no acknowledgement or had them all already, or the oldest when
-// over the bound).
-func (o *ownLines) add(l *ownLine, now time.Time) (show []*ownLine) {
+// over the bound), and the acknowledgements held for it, to report now.
+func (o *ownLines) add(l *ownLine, now time.Time) (show []*ownLine, acks []heldAck) {
+	o.highest = max(o.highest, l.msgID)
 	if e, ok := o.early[l.msgID]; ok {
 		delete(o.early, l.msgID)
-		for _, id := range e.ids {
-			delete(l.waiting, id)
+		for _, p := range e.peers {
+			_, waited := l.waiting[p.ID]
+			delete(l.waiting, p.ID)
+			acks = append(acks, heldAck{peer: p, msgID: l.msgID, all: waited && len(l.waiting) == 0})
 		}
 	}
 	if len(l.waiting) == 0 {
 		l.shown = true
-		return []*ownLine{l}
+		return []*ownLine{l}, acks
 	}
 	if len(o.lines) >= maxOwnLines {
 		oldest := o.oldest()
@@ -82,7 +97,7 @@ func (o *ownLines) add(l *ownLine, now time.Time) (show []*ownLine) {
 	}
 	o.lines[l.msgID] = l
 	o.queue = append(o.queue, l)
-	return show
+	return show, acks
 }
 
 func (o *ownLines) oldest() *ownLine {
@@ -101,18 +116,19 @@ func (o *ownLines) unqueue(l *ownLine) {
 	}
 }
 
-// acked records peer's acknowledgement of msgID. It returns the line when
-// that completed it (then all is set; shown says whether it was shown
-// already, without its mark).
-func (o *ownLines) acked(peerID string, msgID uint64, now time.Time) (l *ownLine, all bool) {
+// acked records p's acknowledgement of msgID. It returns the line, and
+// all when that completed it (l.shown says whether it was shown already,
+// without its mark). An acknowledgement of a line not registered yet is
+// held (held set) and returned by add; one of a line that is not tracked
+// (any more) is neither.
+func (o *ownLines) acked(p peer.Ref, msgID uint64, now time.Time) (l *ownLine, all, held bool) {
 	l = o.lines[msgID]
 	if l == nil {
-		o.rememberEarly(peerID, msgID, now)
-		return nil, false
+		return nil, false, o.hold(p, msgID, now)
 	}
-	delete(l.waiting, peerID)
+	delete(l.waiting, p.ID)
 	if len(l.waiting) > 0 {
-		return l, false
+		return l, false, false
 	}
 	delete(o.lines, msgID)
 	if l.shown {
@@ -120,24 +136,40 @@ func (o *ownLines) acked(peerID string, msgID uint64, now time.Time) (l *ownLine
 	} else {
 		o.unqueue(l)
 	}
-	return l, true
+	return l, true, false
 }
 
-func (o *ownLines) rememberEarly(peerID string, msgID uint64, now time.Time) {
-	for id, e := range o.early {
-		if now.Sub(e.at) > earlyKeep {
-			delete(o.early, id)
-		}
+// hold keeps an acknowledgement for a line not registered yet, and
+// reports whether it did: only ids above every line registered can be
+// lines not registered yet, and the bounds must hold.
+func (o *ownLines) hold(p peer.Ref, msgID uint64, now time.Time) bool {
+	if msgID <= o.highest {
+		return false // a line not tracked, or no longer
 	}
-	if _, ok := o.early[msgID]; !ok && len(o.early) >= maxEarly {
-		return
+	e, ok := o.early[msgID]
+	if !ok && len(o.early) >= maxEarly {
+		return false
 	}
-	e := o.early[msgID]
-	if e.at.IsZero() {
+	if !ok {
 		e.at = now
 	}
-	e.ids = append(e.ids, peerID)
+	e.peers = append(e.peers, p)
 	o.early[msgID] = e
+	return true
+}
+
+// stale returns, and forgets, the acknowledgements held longer than
+// earlyKeep (all of them when flush is set): their lines never came.
+func (o *ownLines) stale(now time.Time, flush bool) (acks []heldAck) {
+	for id, e := range o.early {
+		if flush || now.Sub(e.at) > earlyKeep {
+			delete(o.early, id)
+			for _, p := range e.peers {
+				acks = append(acks, heldAck{peer: p, msgID: id})
+			}
+		}
+	}
+	return acks
 }
 
 // gone drops peer, which left for good, from every line waiting for it:

@@ -14,7 +14,8 @@ import (
 
 // The /peers table fits 80 columns: a row per peer (a long name is
 // shortened; the listening address, last, may run over only when it is
-// a long IPv6 one) and a line of details under it.
+// a long IPv6 one), a line of details under it, and one with the away
+// text of a peer whose user is away.
 const (
 	peersWidth   = 80
 	peerNameCols = 14
@@ -73,9 +74,12 @@ func peersTable(ps []peer.Info, st peer.Stats, now time.Time) string {
 		for i, p := range ps {
 			b.WriteString(strings.TrimRight(lines[i+1], " ") + "\n")
 			b.WriteString(clip("  "+peerDetails(p, now), peersWidth-1) + "\n")
+			if p.UserAway {
+				b.WriteString(clip("  AWAY: "+p.AwayText, peersWidth-1) + "\n")
+			}
 		}
 	}
-	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d failed authentication, %d replayed,\n", st.BadDatagrams, st.AuthFailures, st.Replays)
+	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d not authentic, %d replayed,\n", st.BadDatagrams, st.AuthFailures, st.Replays)
 	fmt.Fprintf(&b, "  %d from unknown senders, %d stray replies, %d overruns\n", st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
 	fmt.Fprintf(&b, "connections refused: %d handshakes failed, %d over the handshake limit", st.HandshakesFailed, st.StrangersRefused)
 	return b.String()
@@ -84,13 +88,6 @@ func peersTable(ps []peer.Info, st peer.Stats, now time.Time) string {
 // peerDetails is the line under a peer's row.
 func peerDetails(p peer.Info, now time.Time) string {
 	var d []string
-	if p.UserAway {
-		if p.AwayText != "" {
-			d = append(d, "AWAY: "+p.AwayText)
-		} else {
-			d = append(d, "AWAY")
-		}
-	}
 	if p.Trust != identity.Trusted {
 		d = append(d, "trust "+p.Trust.String())
 	}

@@ -32,6 +32,7 @@ type termLine struct {
 // (to tell a paste from typing). It owns that goroutine: close stops it.
 type lineSource struct {
 	rl    *readline.Instance
+	stdin io.Closer // what readline reads
 	req   chan struct{}
 	res   chan termLine
 	stop  chan struct{}
@@ -39,8 +40,8 @@ type lineSource struct {
 	asked bool
 }
 
-func newLineSource(rl *readline.Instance) *lineSource {
-	s := &lineSource{rl: rl, req: make(chan struct{}, 1), res: make(chan termLine), stop: make(chan struct{}), done: make(chan struct{})}
+func newLineSource(rl *readline.Instance, stdin io.Closer) *lineSource {
+	s := &lineSource{rl: rl, stdin: stdin, req: make(chan struct{}, 1), res: make(chan termLine), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.loop()
 	return s
 }
@@ -86,9 +87,11 @@ func (s *lineSource) next(ctx context.Context, wait time.Duration) (l termLine, 
 }
 
 // close stops the goroutine: readline is closed, which ends a Readline
-// under way.
+// under way. Its input is closed first: readline's own reader may be in
+// the middle of a read, which readline's Close would wait for.
 func (s *lineSource) close() {
 	close(s.stop)
+	s.stdin.Close()
 	s.rl.Close()
 	<-s.done
 }
@@ -135,6 +138,7 @@ func (c *Console) runTerminal(ctx context.Context) error {
 			c.cfg.HistoryFile = ""
 		}
 	}
+	stdin := newKeyFilter(readline.NewCancelableStdin(c.cfg.In))
 	cfg := &readline.Config{
 		Prompt:            c.node.Name() + "> ",
 		HistoryFile:       c.cfg.HistoryFile,
@@ -145,7 +149,7 @@ func (c *Console) runTerminal(ctx context.Context) error {
 		// The line typed is erased once entered: one's own lines are
 		// printed like the others, with a time and a delivery mark.
 		UniqueEditLine: true,
-		Stdin:          newKeyFilter(readline.NewCancelableStdin(c.cfg.In)),
+		Stdin:          stdin,
 		Stdout:         c.cfg.Out,
 		Stderr:         c.cfg.Out,
 	}
@@ -158,7 +162,7 @@ func (c *Console) runTerminal(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start the prompt: %w", err)
 	}
-	src := newLineSource(rl)
+	src := newLineSource(rl, stdin)
 	defer src.close()
 	// From here every line goes through readline, which redraws the
 	// prompt and the partial input after it.
