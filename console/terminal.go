@@ -188,8 +188,11 @@ func (c *Console) runTerminal(ctx context.Context) error {
 		}
 		switch {
 		case errors.Is(r.err, readline.ErrInterrupt):
-			confirm = nil
-			if r.line == "" {
+			switch {
+			case confirm != nil:
+				c.notice(fmt.Sprintf("paste of %d lines dropped: nothing sent", len(confirm)))
+				confirm = nil
+			case r.line == "":
 				c.interrupt()
 			}
 			continue

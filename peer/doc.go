@@ -9,7 +9,9 @@
 // table and lookups), peer.go (Peer), link.go (a connection's reader),
 // keeper.go (heartbeats, silence), outbox.go (delivery), dial.go
 // (discovery, reconnection), handshake.go and secure.go (securing and
-// admitting a connection), chat.go, request.go, series.go, udp.go.
+// admitting a connection), chat.go, request.go, series.go, udp.go,
+// names.go (names are one per person: SameName), away.go (/away),
+// udpchat.go (chat over a datagram).
 //
 // # Writes
 //
