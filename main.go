@@ -30,7 +30,10 @@ import (
 	"lanchat/console"
 	"lanchat/discovery"
 	"lanchat/identity"
+	"lanchat/names"
 	"lanchat/peer"
+	"lanchat/store"
+	"lanchat/transfer"
 	"lanchat/transport"
 )
 
@@ -51,6 +54,9 @@ type options struct {
 	ifaces      listFlag
 	peers       listFlag
 	noMDNS      bool
+	noHist      bool
+	download    string
+	accept      string
 	json        bool
 	noBell      bool
 	waitPeers   int
@@ -72,6 +78,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.Var(&o.ifaces, "iface", "run mDNS on this interface only (repeatable)")
 	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
+	fs.BoolVar(&o.noHist, "no-history", false, "keep no chat history (messages waiting for delivery are still kept on disk)")
+	fs.StringVar(&o.download, "download-dir", "", "where received files land (default: $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat)")
+	fs.StringVar(&o.accept, "accept-from", "ask", "file offers: ask for each (ask), or accept those from peers trusted in known_peers (trusted)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
 	fs.BoolVar(&o.noBell, "no-bell", false, "do not ring the terminal bell for direct messages and lines naming you")
 	fs.IntVar(&o.waitPeers, "wait-peers", 0, "before reading any input, wait until `N` peers are connected (for scripts); fail after --wait-timeout")
@@ -151,7 +160,8 @@ func releaseAfterBursts(ctx context.Context, peerUp <-chan struct{}) {
 	}
 }
 
-func historyFile() string {
+// stateDir is $XDG_STATE_HOME/lanchat, by default ~/.local/state/lanchat.
+func stateDir() string {
 	dir := os.Getenv("XDG_STATE_HOME")
 	if dir == "" {
 		home, err := os.UserHomeDir()
@@ -160,7 +170,45 @@ func historyFile() string {
 		}
 		dir = filepath.Join(home, ".local", "state")
 	}
-	return filepath.Join(dir, "lanchat", "history")
+	return filepath.Join(dir, "lanchat")
+}
+
+func historyFile() string {
+	if d := stateDir(); d != "" {
+		return filepath.Join(d, "history")
+	}
+	return ""
+}
+
+// storePath is where the store of the node id lives: one per identity.
+func storePath(id string) (string, error) {
+	d := stateDir()
+	if d == "" {
+		return "", errors.New("no state directory: set XDG_STATE_HOME or HOME")
+	}
+	return filepath.Join(d, "store-"+id[:16]+".db"), nil
+}
+
+// openStore opens the node's store, saying what was done with a damaged
+// one.
+func openStore(id string, noHistory bool) (*store.Store, []string, error) {
+	path, err := storePath(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := store.Open(path, store.Options{NoHistory: noHistory})
+	if errors.Is(err, store.ErrLocked) {
+		return nil, nil, fmt.Errorf("%s is in use by another lanchat with this identity: %w", path, err)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the message store: %w", err)
+	}
+	var notices []string
+	if aside, why := st.MovedAside(); aside != "" {
+		notices = append(notices, fmt.Sprintf("the message store was damaged (%v): it was moved to %s and a new one was made; "+
+			"messages that waited for delivery there were not sent", why, aside))
+	}
+	return st, notices, nil
 }
 
 func init() {
@@ -200,10 +248,12 @@ func run(args []string) int {
 		fmt.Printf("lanchat %s (protocol %d)\n", version, transport.ProtocolVersion)
 		return 0
 	}
-	if err := transport.CheckName(o.name); err != nil {
+	name, err := names.Enforce(o.name)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "lanchat: --name: %v\n", err)
 		return 2
 	}
+	o.name = name
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -247,10 +297,24 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		return err
 	}
 	defer lock.Close()
-	known, err := identity.LoadKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile))
+	known, warns, err := identity.OpenKnown(filepath.Join(filepath.Dir(keyPath), identity.KnownPeersFile), identity.KnownOptions{})
 	if err != nil {
 		return err
 	}
+	st, notices, err := openStore(ident.ID, o.noHist)
+	if err != nil {
+		return err
+	}
+	for _, w := range warns {
+		notices = append(notices, w.String())
+	}
+	// Closed last, once the node has stopped: what is being committed
+	// is finished first.
+	defer func() {
+		if err := st.Close(); err != nil {
+			logger.Warn("closing the message store", "err", err)
+		}
+	}()
 	tr, err := transport.Listen(o.port)
 	if err != nil {
 		return err
@@ -259,18 +323,31 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	// discovery is set once mDNS runs; a lost peer makes it look again.
 	var disc atomic.Pointer[discovery.Service]
 	peerUp := make(chan struct{}, 1)
+	// transfers is set once the transfer manager runs; it needs the node.
+	var transfers atomic.Pointer[transfer.Manager]
 	node, err := peer.New(peer.Config{
-		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger,
+		Identity: ident, Known: known, Name: o.name, Network: tr, Logger: logger, Store: st,
+		GiveUpAfter: testGiveUp(),
 		OnPeerLost: func() {
 			if d := disc.Load(); d != nil {
 				d.Rescan()
 			}
 		},
-		OnPeerUp: func(string) {
+		OnPeerUp: func(id string) {
 			select {
 			case peerUp <- struct{}{}:
 			default:
 			}
+			if tm := transfers.Load(); tm != nil {
+				tm.PeerUp(id)
+			}
+		},
+		OnStream: func(kind, id string, c net.Conn) {
+			if tm := transfers.Load(); tm != nil && kind == peer.StreamTransfer {
+				tm.Accept(id, c)
+				return
+			}
+			c.Close()
 		},
 	})
 	if err != nil {
@@ -309,6 +386,12 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	}
 
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
+	tm, err := startTransfers(o, node, ident.ID, logger)
+	if err != nil {
+		return err
+	}
+	transfers.Store(tm)
+
 	// Colours and the bell go to a terminal only (https://no-color.org).
 	styled := !o.json && term.IsTerminal(int(os.Stdout.Fd()))
 	con := console.New(console.Config{
@@ -316,6 +399,9 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		Color: styled && os.Getenv("NO_COLOR") == "", Bell: styled && !o.noBell,
 		WaitPeers: o.waitPeers, WaitTimeout: o.waitTimeout,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
+		Notices:   notices,
+		Transfers: tm,
+		History:   historyOf(st, o.noHist),
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)
@@ -329,6 +415,10 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	// every goroutine is stopped.
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
+	// Transfers first: the manager may still tell a peer of a cancel.
+	if err := tm.Close(sctx); err != nil {
+		logger.Warn("stopping the transfers", "err", err)
+	}
 	node.Leave(sctx, "quit")
 	if d := disc.Load(); d != nil {
 		d.Close()
@@ -340,6 +430,74 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		logger.Warn("shutdown took too long; exiting anyway")
 	}
 	return runErr
+}
+
+// startTransfers makes the transfer manager: its state beside the store,
+// files into --download-dir.
+func startTransfers(o options, node *peer.Node, id string, logger *slog.Logger) (*transfer.Manager, error) {
+	download := o.download
+	if download == "" {
+		download = defaultDownloadDir()
+	}
+	if download == "" {
+		return nil, errors.New("no download folder: give --download-dir")
+	}
+	var acceptFrom func(string) bool
+	switch o.accept {
+	case "ask":
+	case "trusted":
+		acceptFrom = func(peerID string) bool {
+			p, err := node.ResolveID(peerID)
+			return err == nil && p.ID == peerID && (p.Trust == identity.Trusted || p.Trust == identity.Verified)
+		}
+	default:
+		return nil, fmt.Errorf("--accept-from %q: want ask or trusted", o.accept)
+	}
+	tm, err := transfer.New(transfer.Options{
+		Dialer:      node,
+		StateDir:    filepath.Join(stateDir(), "transfers", id[:16]),
+		DownloadDir: download,
+		AcceptFrom:  acceptFrom,
+		Log:         logger,
+		OfferExpiry: testDuration("LANCHAT_TEST_OFFER_EXPIRY"),
+		RedialMax:   testDuration("LANCHAT_TEST_REDIAL_MAX"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("start file transfers: %w", err)
+	}
+	return tm, nil
+}
+
+// defaultDownloadDir is $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat.
+func defaultDownloadDir() string {
+	if d := os.Getenv("XDG_DOWNLOAD_DIR"); d != "" {
+		return filepath.Join(d, "lanchat")
+	}
+	if home, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(home, "Downloads", "lanchat")
+	}
+	return ""
+}
+
+// testDuration reads a duration from an environment variable: hooks for
+// the end-to-end tests, which cannot wait for the real timers; 0 (the
+// default) when unset.
+func testDuration(env string) time.Duration {
+	d, _ := time.ParseDuration(os.Getenv(env))
+	return d
+}
+
+// testGiveUp reads LANCHAT_TEST_GIVE_UP, a duration that replaces the
+// 90 s after which a lost peer is no longer redialled: a hook for the
+// end-to-end tests, which cannot wait that long.
+func testGiveUp() time.Duration { return testDuration("LANCHAT_TEST_GIVE_UP") }
+
+// historyOf is what answers /history and /search: nil with --no-history.
+func historyOf(st *store.Store, off bool) console.History {
+	if off {
+		return nil
+	}
+	return st
 }
 
 // slogWriter turns standard-log lines into debug records.

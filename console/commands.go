@@ -42,9 +42,18 @@ func init() {
 		{"echo", "/echo [-tcp|-udp] [-n COUNT] [-size BYTES] [-i INTERVAL] PEER [TEXT]", "send TEXT (or BYTES of data) to PEER and time its return; -n repeats, like ping (options may follow PEER; text starting with - goes after --)", (*Console).cmdEcho},
 		{"peers", "/peers", "list the peers: state, where they listen, round trip", (*Console).cmdPeers},
 		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},
+		{"drop", "/drop PEER", "discard the messages waiting for PEER", (*Console).cmdDrop},
+		{"history", "/history [PEER] [-n N]", "show the last N lines (default 20), of all conversations or of one", (*Console).cmdHistory},
+		{"search", "/search TEXT", "find the lines that contain TEXT (case does not matter), newest first", (*Console).cmdSearch},
 		{"nick", "/nick NAME", "change your name (one word, not a name a peer holds); peers and mDNS learn it", (*Console).cmdNick},
 		{"connect", "/connect [ID@]HOST:PORT", "connect to a node that mDNS cannot find; with ID, it must prove that id", (*Console).cmdConnect},
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
+		{"send", "/send PEER PATH...", "offer files and folders to PEER (\"quote\" paths with spaces); it sees the offer and accepts or not", (*Console).cmdSend},
+		{"accept", "/accept [ID]", "accept a transfer offered to you (default: the latest offer); also resumes one stopped by a full disk", (*Console).cmdAccept},
+		{"reject", "/reject [ID]", "refuse a transfer offered to you (default: the latest offer)", (*Console).cmdReject},
+		{"cancel", "/cancel ID", "stop a transfer, on either side", (*Console).cmdCancel},
+		{"transfers", "/transfers", "list transfers: waiting, running and finished", (*Console).cmdTransfers},
+		{"verify", "/verify PEER [CODE]", "show the code to compare with PEER's user (by voice or in person); with the code they read, mark PEER verified", (*Console).cmdVerify},
 		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
 		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
 		{"help", "/help", "show this help", (*Console).cmdHelp},
@@ -685,15 +694,19 @@ func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
 	list := []PendingPeer{}
 	total := 0
 	for _, p := range pending {
-		total += len(p.Messages)
-		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, len(p.Messages))
+		total += p.Count
+		more := ""
+		if p.Count > len(p.Messages) {
+			more = fmt.Sprintf(" (the first %d:)", len(p.Messages))
+		}
+		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered%s\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, p.Count, more)
 		msgs := []PendingMessage{}
 		for _, m := range p.Messages {
 			age := time.Since(m.Queued)
 			fmt.Fprintf(&b, "  #%d %s ago: %s\n", m.MsgID, age.Round(100*time.Millisecond), preview([]byte(m.Text)))
 			msgs = append(msgs, PendingMessage{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, AgeMS: ms(age)})
 		}
-		list = append(list, PendingPeer{Peer: p.Peer.Name, ID: p.Peer.ID, TCP: p.Peer.State.String(), Messages: msgs})
+		list = append(list, PendingPeer{Peer: p.Peer.Name, ID: p.Peer.ID, TCP: p.Peer.State.String(), Count: p.Count, Messages: msgs})
 	}
 	if total == 0 {
 		b.WriteString("every message has been delivered")

@@ -11,6 +11,7 @@ import (
 
 	"lanchat/identity"
 	"lanchat/peer"
+	"lanchat/transfer"
 )
 
 // Node is what the console drives.
@@ -39,6 +40,9 @@ type Node interface {
 	Whoami() peer.Whoami
 	Trust(idPrefix string) (peer.Info, error)
 	Forget(nameOrID string) ([]string, error)
+	Drop(peerArg string) (peer.Info, int, error)
+	ResolveID(peerArg string) (peer.Info, error)
+	Verify(peerArg, code string) (peer.Verification, error)
 }
 
 // Config configures a Console.
@@ -63,6 +67,12 @@ type Config struct {
 	// OnRename is called after /nick has told the peers, to update the
 	// mDNS record.
 	OnRename func(name string) error
+	// History answers /history and /search; nil when there is none.
+	History History
+	// Transfers runs /send and its kin; nil when there are none.
+	Transfers Transfers
+	// Notices are shown after the ready line (a store moved aside).
+	Notices []string
 	// TCPPort and UDPPort are shown in the ready event.
 	TCPPort, UDPPort int
 	Version          string
@@ -91,6 +101,8 @@ type Console struct {
 	// with their delivery mark (mine is the pump's bookkeeping).
 	own  chan *ownLine
 	mine *ownLines
+	// prog is the progress display of running transfers.
+	prog progress
 
 	mu sync.Mutex // protects following
 	// stops ends each running job (Ctrl-C stops them).
@@ -127,6 +139,9 @@ func (c *Console) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	c.ready()
+	for _, text := range c.cfg.Notices {
+		c.warn(text)
+	}
 	pumpDone := make(chan struct{})
 	go func() {
 		defer close(pumpDone)
@@ -274,6 +289,10 @@ func (c *Console) ready() {
 // pump prints the node's events and one's own lines until ctx ends, then
 // prints what is already queued.
 func (c *Console) pump(ctx context.Context) {
+	var tev <-chan transfer.Event
+	if c.cfg.Transfers != nil {
+		tev = c.cfg.Transfers.Events()
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -285,6 +304,8 @@ func (c *Console) pump(ctx context.Context) {
 		select {
 		case ev := <-c.node.Events():
 			c.show(ev)
+		case ev := <-tev:
+			c.showTransfer(ev)
 		case l := <-c.own:
 			c.addOwn(l)
 		case <-timer.C:
@@ -295,6 +316,8 @@ func (c *Console) pump(ctx context.Context) {
 				select {
 				case ev := <-c.node.Events():
 					c.show(ev)
+				case ev := <-tev:
+					c.showTransfer(ev)
 				case l := <-c.own:
 					c.addOwn(l)
 				default:
@@ -389,6 +412,8 @@ func (c *Console) show(ev peer.Event) {
 			plain = fmt.Sprintf("* %s is reachable again", c.whoStyled(e.Peer.Name, e.Peer.ID))
 		}
 		c.out.emit(PeerStateEvent{Peer: e.Peer.Name, ID: e.Peer.ID, State: e.State.String(), SilenceMS: ms(e.Silence)}, plain, false)
+	case peer.Stored:
+		c.showStored(e)
 	case peer.Delivered:
 		l, all, held := c.mine.acked(e.Peer, e.MsgID, time.Now())
 		if held {
@@ -434,14 +459,20 @@ const lateAfter = time.Minute
 
 func (c *Console) showChat(e peer.Chat) {
 	me := c.node.Name()
+	// A stranger's line never looks like a verified friend's, nor an
+	// impostor's like the real one's.
 	from := c.st.name(e.From.Name, e.From.ID)
-	if e.From.Trust == identity.Conflict {
-		// Never let an impostor's line look like the real one's.
+	switch e.From.Trust {
+	case identity.Conflict:
 		if peer.SameName(e.From.Name, me) {
 			from = c.st.warn(fmt.Sprintf("%s?? id %s, NOT you", e.From.Name, peer.ShortID(e.From.ID)))
 		} else {
 			from = c.st.warn(fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name))
 		}
+	case identity.Verified:
+		from += " ✓"
+	case identity.FirstSeen:
+		from = fmt.Sprintf("%s (new, %s)", from, peer.ShortID(e.From.ID))
 	}
 	marks := ""
 	if e.Direct {
@@ -462,7 +493,7 @@ func (c *Console) showChat(e peer.Chat) {
 		plain += fmt.Sprintf(" (written %s)", writtenAt(e.Sent, e.At))
 	}
 	if c.cfg.Bell && (e.Direct || mentioned) {
-		plain += "\a"
+		plain += bell()
 	}
 	c.out.emit(ChatEvent{From: e.From.Name, ID: e.From.ID, Text: e.Text, Direct: e.Direct, Trust: e.From.Trust.String(),
 		MsgID: e.MsgID, Action: e.Action, UDP: e.UDP, SentAt: e.Sent.Format(time.RFC3339Nano)}, plain, false)
@@ -551,19 +582,30 @@ type ownOpts struct {
 	to                  string // the recipient of a direct line
 }
 
-// sentOwn shows a line of one's own: to scripts at once (sent), on screen
-// with its delivery mark. Either way it is tracked until every recipient
-// has acknowledged it (delivered events say when: all).
+// showStored reports, to scripts, that a message is on disk and on its
+// way: its id and who it is for.
+func (c *Console) showStored(s peer.Stored) {
+	to := []string{}
+	for _, p := range s.To {
+		to = append(to, p.ID)
+	}
+	c.out.emit(SentEvent{MsgID: s.MsgID, Text: s.Text, Direct: s.Direct, To: to, Action: s.Action}, "", false)
+}
+
+// sentOwn shows a line of one's own on screen with its delivery mark; it
+// is tracked until every recipient has acknowledged it (delivered events
+// say when: all). Scripts learn of it from the sent event (Stored), or at
+// once for a UDP line, which is not stored.
 func (c *Console) sentOwn(ctx context.Context, s peer.Sent, text string, o ownOpts) {
 	if s.MsgID == 0 && !o.udp {
 		return // not sent
 	}
-	if c.cfg.JSON {
+	if c.cfg.JSON && o.udp {
 		to := []string{}
 		for _, p := range s.To {
 			to = append(to, p.ID)
 		}
-		c.out.emit(SentEvent{MsgID: s.MsgID, Text: text, Direct: o.direct, To: to, Action: o.action, UDP: o.udp}, "", false)
+		c.out.emit(SentEvent{Text: text, Direct: true, To: to, Action: o.action, UDP: true}, "", false)
 	}
 	me := c.st.self(c.node.Name())
 	marks := ""

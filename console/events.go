@@ -18,7 +18,10 @@ var Events = []Event{
 	ReadyEvent{}, PeerUpEvent{}, PeerDownEvent{}, PeerStateEvent{}, ChatEvent{}, SentEvent{},
 	DeliveredEvent{}, PendingEvent{}, TimeEvent{}, EchoEvent{}, EchoSummaryEvent{}, NickEvent{},
 	AwayEvent{}, PeersEvent{}, NoticeEvent{}, WarningEvent{}, WhoamiEvent{}, TrustEvent{},
-	ForgetEvent{}, HelpEvent{}, ErrorEvent{},
+	ForgetEvent{}, VerifyEvent{}, DroppedEvent{}, HistoryEvent{}, SearchEvent{},
+	TransferOfferEvent{}, TransferAcceptedEvent{}, TransferProgressEvent{}, TransferDoneEvent{},
+	TransferCancelledEvent{}, TransferInterruptedEvent{}, TransferFailedEvent{}, TransfersEvent{},
+	HelpEvent{}, ErrorEvent{},
 }
 
 // ReadyEvent: the node is up.
@@ -105,11 +108,13 @@ type PendingEvent struct {
 	Total   int           `json:"total"`
 }
 
-// PendingPeer is one peer of a PendingEvent.
+// PendingPeer is one peer of a PendingEvent: Count messages wait for it,
+// the first of them in Messages.
 type PendingPeer struct {
 	Peer     string           `json:"peer"`
 	ID       string           `json:"id"`
 	TCP      string           `json:"tcp"`
+	Count    int              `json:"count"`
 	Messages []PendingMessage `json:"messages"`
 }
 
@@ -257,6 +262,162 @@ type ForgetEvent struct {
 	Names []string `json:"names"`
 }
 
+// VerifyEvent answers /verify: the code to compare, and whether the peer
+// is now verified.
+type VerifyEvent struct {
+	Peer     string `json:"peer"`
+	ID       string `json:"id"`
+	Code     string `json:"code"`
+	Verified bool   `json:"verified"`
+}
+
+// DroppedEvent: /drop discarded the messages waiting for a peer.
+type DroppedEvent struct {
+	Peer     string `json:"peer"`
+	ID       string `json:"id"`
+	Messages int    `json:"messages"`
+}
+
+// HistoryEvent answers /history, SearchEvent /search: lines, oldest
+// first.
+type HistoryEvent struct {
+	Lines []HistoryLine `json:"lines"`
+}
+
+// SearchEvent answers /search.
+type SearchEvent struct {
+	Lines []HistoryLine `json:"lines"`
+}
+
+// HistoryLine is one line of the history: Dir "in" or "out"; for a line
+// sent, the recipients that acknowledged it and those it waits for.
+type HistoryLine struct {
+	Dir       string   `json:"dir"`
+	Peer      string   `json:"peer"`
+	ID        string   `json:"id"`
+	Direct    bool     `json:"direct"`
+	Text      string   `json:"text"`
+	SentAt    string   `json:"sent_at"`
+	At        string   `json:"at"`
+	MsgID     uint64   `json:"msg_id"`
+	Delivered []string `json:"delivered,omitempty"`
+	Waiting   []string `json:"waiting,omitempty"`
+}
+
+// TransferOfferEvent: a transfer was offered (Direction "send": by this
+// node; "receive": to it; Auto: accepted without asking).
+type TransferOfferEvent struct {
+	TransferID string   `json:"transfer_id"`
+	Peer       string   `json:"peer"`
+	ID         string   `json:"id"`
+	Direction  string   `json:"direction"`
+	Files      int      `json:"files"`
+	Entries    int      `json:"entries"`
+	Bytes      int64    `json:"bytes"`
+	Names      []string `json:"names"`
+	Expires    string   `json:"expires"`
+	Auto       bool     `json:"auto"`
+}
+
+// TransferAcceptedEvent: a transfer was accepted (Resumed after Offset
+// bytes already verified).
+type TransferAcceptedEvent struct {
+	TransferID string `json:"transfer_id"`
+	Peer       string `json:"peer"`
+	ID         string `json:"id"`
+	Direction  string `json:"direction"`
+	Path       string `json:"path"`
+	Resumed    bool   `json:"resumed"`
+	Offset     int64  `json:"offset"`
+}
+
+// TransferProgressEvent: a running transfer's progress (at most four a
+// second).
+type TransferProgressEvent struct {
+	TransferID string  `json:"transfer_id"`
+	ID         string  `json:"id"`
+	Direction  string  `json:"direction"`
+	Bytes      int64   `json:"bytes"`
+	Total      int64   `json:"total"`
+	Files      int     `json:"files"`
+	FileCount  int     `json:"file_count"`
+	Rate       float64 `json:"rate"`
+	ETAS       float64 `json:"eta_s"`
+}
+
+// TransferDoneEvent: a transfer ended with every file verified.
+type TransferDoneEvent struct {
+	TransferID string         `json:"transfer_id"`
+	Peer       string         `json:"peer"`
+	ID         string         `json:"id"`
+	Direction  string         `json:"direction"`
+	Files      []TransferFile `json:"files"`
+	Bytes      int64          `json:"bytes"`
+	Seconds    float64        `json:"seconds"`
+	Rate       float64        `json:"rate"`
+	Path       string         `json:"path"`
+	Hash       string         `json:"hash"`
+	Resent     int64          `json:"resent"`
+}
+
+// TransferFile is one file of a TransferDoneEvent.
+type TransferFile struct {
+	Path   string `json:"path"`
+	Local  string `json:"local"`
+	Bytes  int64  `json:"bytes"`
+	BLAKE3 string `json:"blake3"`
+}
+
+// TransferCancelledEvent: a transfer was cancelled, here or by the peer.
+type TransferCancelledEvent struct {
+	TransferID string `json:"transfer_id"`
+	Peer       string `json:"peer"`
+	ID         string `json:"id"`
+	Direction  string `json:"direction"`
+	ByPeer     bool   `json:"by_peer"`
+	Reason     string `json:"reason"`
+}
+
+// TransferInterruptedEvent: a transfer's stream broke; it goes on once
+// the peer is reachable.
+type TransferInterruptedEvent struct {
+	TransferID string `json:"transfer_id"`
+	Peer       string `json:"peer"`
+	ID         string `json:"id"`
+	Direction  string `json:"direction"`
+	Error      string `json:"error"`
+}
+
+// TransferFailedEvent: a transfer failed, was rejected or expired.
+type TransferFailedEvent struct {
+	TransferID string `json:"transfer_id"`
+	Peer       string `json:"peer"`
+	ID         string `json:"id"`
+	Direction  string `json:"direction"`
+	Reason     string `json:"reason"`
+	Resumable  bool   `json:"resumable"`
+}
+
+// TransfersEvent answers /transfers.
+type TransfersEvent struct {
+	Transfers []TransferEntry `json:"transfers"`
+}
+
+// TransferEntry is one transfer of a TransfersEvent.
+type TransferEntry struct {
+	TransferID string   `json:"transfer_id"`
+	Peer       string   `json:"peer"`
+	ID         string   `json:"id"`
+	Direction  string   `json:"direction"`
+	State      string   `json:"state"`
+	Names      []string `json:"names"`
+	Files      int      `json:"files"`
+	Bytes      int64    `json:"bytes"`
+	Done       int64    `json:"done"`
+	Path       string   `json:"path,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+}
+
 // HelpEvent answers /help.
 type HelpEvent struct {
 	Commands []HelpCommand `json:"commands"`
@@ -293,4 +454,18 @@ func (WhoamiEvent) Kind() string      { return "whoami" }
 func (TrustEvent) Kind() string       { return "trust" }
 func (ForgetEvent) Kind() string      { return "forget" }
 func (HelpEvent) Kind() string        { return "help" }
-func (ErrorEvent) Kind() string       { return "error" }
+func (VerifyEvent) Kind() string      { return "verify" }
+func (DroppedEvent) Kind() string     { return "dropped" }
+func (HistoryEvent) Kind() string     { return "history" }
+func (SearchEvent) Kind() string      { return "search" }
+func (TransferOfferEvent) Kind() string {
+	return "transfer_offer"
+}
+func (TransferAcceptedEvent) Kind() string    { return "transfer_accepted" }
+func (TransferProgressEvent) Kind() string    { return "transfer_progress" }
+func (TransferDoneEvent) Kind() string        { return "transfer_done" }
+func (TransferCancelledEvent) Kind() string   { return "transfer_cancelled" }
+func (TransferInterruptedEvent) Kind() string { return "transfer_interrupted" }
+func (TransferFailedEvent) Kind() string      { return "transfer_failed" }
+func (TransfersEvent) Kind() string           { return "transfers" }
+func (ErrorEvent) Kind() string               { return "error" }

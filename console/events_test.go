@@ -25,9 +25,12 @@ func TestEventsDocumented(t *testing.T) {
 		text = text[:end+1]
 	}
 	rows := map[string]string{} // event kind → its fields cell
-	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| (.*) \\|$")
+	row := regexp.MustCompile("(?m)^\\| (`[a-z_]+`(?:, `[a-z_]+`)*) \\| (.*) \\|$")
+	kind := regexp.MustCompile("`([a-z_]+)`")
 	for _, m := range row.FindAllStringSubmatch(text, -1) {
-		rows[m[1]] = m[2]
+		for _, k := range kind.FindAllStringSubmatch(m[1], -1) {
+			rows[k[1]] = m[2]
+		}
 	}
 	kinds := map[string]bool{}
 	for _, ev := range Events {

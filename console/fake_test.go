@@ -191,6 +191,14 @@ func (f *fakeNode) Trust(arg string) (peer.Info, error) {
 	return f.Resolve(arg)
 }
 func (f *fakeNode) Forget(arg string) ([]string, error) { return []string{arg}, nil }
+func (f *fakeNode) Drop(arg string) (peer.Info, int, error) {
+	p, err := f.Resolve(arg)
+	return p, 0, err
+}
+func (f *fakeNode) ResolveID(arg string) (peer.Info, error) { return f.Resolve(arg) }
+func (f *fakeNode) Verify(arg, code string) (peer.Verification, error) {
+	return peer.Verification{}, fmt.Errorf("no verification here")
+}
 
 // screen collects the console's plain output.
 type screen struct {

@@ -143,8 +143,8 @@ func TestIncomingLines(t *testing.T) {
 			[]string{"<bob> old news (written " + now.Add(-5*time.Minute).Format("15:04:05") + ")"}, nil},
 		{"late by days", false, peer.Chat{Text: "older", Sent: now.Add(-50 * time.Hour)},
 			[]string{"(written " + now.Add(-50*time.Hour).Format("Mon 2 Jan 15:04:05") + ")"}, nil},
-		{"impostor of me", false, peer.Chat{Text: "i am alice", From: peer.Ref{ID: bob.ID, Name: "ALICE", Trust: identity.Conflict}},
-			[]string{"<ALICE?? id BOBXXXXX, NOT you>"}, nil},
+		{"impostor of me", false, peer.Chat{Text: "i am alice", From: peer.Ref{ID: bob.ID, Name: "Alice", Trust: identity.Conflict}},
+			[]string{"<Alice?? id BOBXXXXX, NOT you>"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -5,8 +5,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
+
+	"lanchat/termtext"
+)
+
+// Caps on what one plain event and one log line may print (termtext):
+// far above anything lanchat prints (a chat line is at most 16 KiB).
+const (
+	maxPlain   = 64 << 10
+	maxLogLine = 8 << 10
 )
 
 // Printer writes events either as plain lines or as JSON objects, one per
@@ -57,7 +67,7 @@ func (p *Printer) emitAt(at time.Time, ev Event, plain string, bare bool) {
 		}
 		if len(body) > 2 { // more than {}
 			b.WriteByte(',')
-			b.Write(body[1:])
+			b.Write(termtext.EscapeJSON(b.AvailableBuffer(), body[1:]))
 		} else {
 			b.WriteByte('}')
 		}
@@ -69,7 +79,9 @@ func (p *Printer) emitAt(at time.Time, ev Event, plain string, bare bool) {
 		if !bare {
 			b.WriteString(at.Format("[15:04:05] "))
 		}
-		b.WriteString(plain)
+		// Every plain line passes the one terminal sanitiser; only the
+		// console's own style marks become escape codes (render).
+		render(&b, plain)
 		if plain[len(plain)-1] != '\n' {
 			b.WriteByte('\n')
 		}
@@ -84,7 +96,27 @@ func writeJSON(b *bytes.Buffer, v any) {
 	if err != nil {
 		enc, _ = json.Marshal(fmt.Sprint(v))
 	}
-	b.Write(enc)
+	b.Write(termtext.EscapeJSON(b.AvailableBuffer(), enc))
+}
+
+// render writes a plain line: its text through the terminal sanitiser,
+// and each style mark (style.go) as the fixed sequence it stands for.
+// Nothing else can become an escape code: a mark is NUL and one byte, and
+// no string from the network holds a NUL (they are checked at decode, and
+// a stray one would only pick one of the fixed sequences).
+func render(b *bytes.Buffer, plain string) {
+	for plain != "" {
+		i := strings.IndexByte(plain, markByte)
+		if i < 0 {
+			i = len(plain)
+		}
+		b.Write(termtext.AppendSanitized(b.AvailableBuffer(), plain[:i], maxPlain, true))
+		if i+1 >= len(plain) {
+			return
+		}
+		b.WriteString(markCodes[plain[i+1]])
+		plain = plain[i+2:]
+	}
 }
 
 // ms converts a duration to fractional milliseconds for JSON.
@@ -96,9 +128,13 @@ func fmtDur(d time.Duration) string { return fmt.Sprintf("%.3f ms", ms(d)) }
 // Write writes b as it is, under the output lock: log lines reach a
 // terminal this way, through readline, so they do not garble the prompt.
 func (p *Printer) Write(b []byte) (int, error) {
+	safe := safeLine(b)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.w.Write(b)
+	if _, err := p.w.Write(safe); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // LogWriter is where log lines go; the console points it at the terminal
@@ -115,7 +151,11 @@ func (l *LogWriter) Write(b []byte) (int, error) {
 	l.mu.Lock()
 	w := l.w
 	l.mu.Unlock()
-	return w.Write(b)
+	// Log lines carry peer-supplied values too.
+	if _, err := w.Write(safeLine(b)); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // set redirects the writer and returns the previous destination.
@@ -125,4 +165,14 @@ func (l *LogWriter) set(w io.Writer) io.Writer {
 	old := l.w
 	l.w = w
 	return old
+}
+
+// safeLine is a log line through the sanitiser, still ending its line
+// when it was cut.
+func safeLine(b []byte) []byte {
+	out := termtext.AppendSanitized(nil, string(b), maxLogLine, true)
+	if len(b) > 0 && b[len(b)-1] == '\n' && out[len(out)-1] != '\n' {
+		out = append(out, '\n')
+	}
+	return out
 }

@@ -21,7 +21,7 @@ const (
 	// Domain is the mDNS domain.
 	Domain = "local."
 	// Version is the protocol version advertised and accepted in TXT.
-	Version = "2"
+	Version = "3"
 	// BrowseRound is how long one browse listens. Its query is answered
 	// within milliseconds; the rest allows for a busy network.
 	BrowseRound = 3 * time.Second

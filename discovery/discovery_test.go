@@ -41,13 +41,13 @@ func TestParse(t *testing.T) {
 		ok    bool
 		addrs []string
 	}{
-		{"good", entry(4000, "v=2", "id=PEER", "name=bob", "udp=4001"), true,
+		{"good", entry(4000, "v="+Version, "id=PEER", "name=bob", "udp=4001"), true,
 			[]string{"10.0.0.2:4000", "[fd00::2]:4000", "[fe80::2%eth0]:4000"}},
-		{"self", entry(4000, "v=2", "id=SELF"), false, nil},
-		{"no id", entry(4000, "v=2"), false, nil},
+		{"self", entry(4000, "v="+Version, "id=SELF"), false, nil},
+		{"no id", entry(4000, "v="+Version), false, nil},
 		{"other version", entry(4000, "v=1", "id=PEER"), false, nil},
 		{"no version", entry(4000, "id=PEER"), false, nil},
-		{"bad port", entry(0, "v=2", "id=PEER"), false, nil},
+		{"bad port", entry(0, "v="+Version, "id=PEER"), false, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -70,8 +70,8 @@ func TestParse(t *testing.T) {
 // FuzzParse: TXT records come from anyone on the network; no record may
 // crash parsing, and an accepted entry always has an id and addresses.
 func FuzzParse(f *testing.F) {
-	f.Add("v=2\nid=PEER\nname=bob\nudp=4001", 4000)
-	f.Add("v=2\nid=\nudp=-1", 0)
+	f.Add("v="+Version+"\nid=PEER\nname=bob\nudp=4001", 4000)
+	f.Add("v="+Version+"\nid=\nudp=-1", 0)
 	f.Add("=\n==\nv\nid=SELF", 70000)
 	f.Fuzz(func(t *testing.T, txt string, port int) {
 		s := &Service{

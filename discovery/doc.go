@@ -6,7 +6,7 @@
 // with the same name stay two entries. The SRV record carries the TCP port;
 // the TXT record carries:
 //
-//	v=2        protocol version; other versions are skipped
+//	v=3        protocol version; other versions are skipped
 //	id=...     node id; entries without one are skipped
 //	name=...   node name at registration time
 //	udp=PORT   the node's UDP port

@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 )
@@ -54,6 +55,27 @@ func IDOf(pub ed25519.PublicKey) string {
 func Fingerprint(pub ed25519.PublicKey) string {
 	sum := sha256.Sum256(pub)
 	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
+}
+
+// IDLen is the length of a node id: 256 bits in base32 without padding.
+const IDLen = 52
+
+// ValidID reports whether s is a node id in canonical form: IDLen
+// characters of the base32 alphabet (A-Z, 2-7) whose last character
+// carries one bit and four zero bits (A or Q), so that every id has
+// exactly one spelling. It does not allocate.
+func ValidID(s string) bool {
+	if len(s) != IDLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	last := s[IDLen-1]
+	return last == 'A' || last == 'Q'
 }
 
 // Short is the 8-character display form of an id.
@@ -97,6 +119,9 @@ func LoadOrCreate(path string) (id *Identity, created bool, err error) {
 	data, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := checkKeyMode(path); err != nil {
+			return nil, false, err
+		}
 		id, err := parseKey(data)
 		if err != nil {
 			return nil, false, fmt.Errorf("identity key %s: %w (move it away to make a new identity)", path, err)
@@ -135,6 +160,26 @@ func LoadOrCreate(path string) (id *Identity, created bool, err error) {
 		return nil, false, fmt.Errorf("write identity key: %w", err)
 	}
 	return id, true, nil
+}
+
+// ErrKeyMode is wrapped when the key file can be read or written by
+// other users than its owner.
+var ErrKeyMode = errors.New("identity key is accessible by other users")
+
+// checkKeyMode refuses a key file that group or others may access, as
+// ssh does for private keys: anyone who can read it can be this node.
+func checkKeyMode(path string) error {
+	if runtime.GOOS == "windows" {
+		return nil // modes carry no meaning there
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("identity key: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("%w: %s has mode %04o; make it private with: chmod 600 %s", ErrKeyMode, path, perm, path)
+	}
+	return nil
 }
 
 func parseKey(data []byte) (*Identity, error) {
@@ -185,19 +230,28 @@ func (id *Identity) Certificate() (tls.Certificate, error) {
 // and returns the id of its key. Only a single Ed25519 self-signed
 // certificate whose signature verifies is accepted.
 func PeerID(rawCerts [][]byte) (string, error) {
+	pub, err := PeerKey(rawCerts)
+	if err != nil {
+		return "", err
+	}
+	return IDOf(pub), nil
+}
+
+// PeerKey is PeerID returning the public key itself (for VerifyCode).
+func PeerKey(rawCerts [][]byte) (ed25519.PublicKey, error) {
 	if len(rawCerts) != 1 {
-		return "", fmt.Errorf("peer presented %d certificates, want 1", len(rawCerts))
+		return nil, fmt.Errorf("peer presented %d certificates, want 1", len(rawCerts))
 	}
 	cert, err := x509.ParseCertificate(rawCerts[0])
 	if err != nil {
-		return "", fmt.Errorf("peer certificate: %w", err)
+		return nil, fmt.Errorf("peer certificate: %w", err)
 	}
 	pub, ok := cert.PublicKey.(ed25519.PublicKey)
 	if !ok {
-		return "", fmt.Errorf("peer certificate key is %T, want Ed25519", cert.PublicKey)
+		return nil, fmt.Errorf("peer certificate key is %T, want Ed25519", cert.PublicKey)
 	}
 	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
-		return "", fmt.Errorf("peer certificate is not self-signed by its key: %w", err)
+		return nil, fmt.Errorf("peer certificate is not self-signed by its key: %w", err)
 	}
-	return IDOf(pub), nil
+	return pub, nil
 }

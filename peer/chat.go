@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
+	"lanchat/identity"
+	"lanchat/store"
 	"lanchat/transport"
 )
 
@@ -17,8 +20,10 @@ type Sent struct {
 }
 
 // Say sends text to every peer, connected or away (it waits in their
-// outboxes until they are back). It returns at once: what a peer cannot
-// take now waits for it. Errors name the peers it could not be queued for.
+// outboxes until they are back). It returns at once, with the message's
+// id; a Stored event follows once it is on disk and on its way, or a
+// Problem if it could not be stored. Errors name the peers it could not
+// be queued for.
 func (n *Node) Say(text string) (Sent, error) { return n.say(text, 0) }
 
 // Act is Say for an action (/me).
@@ -28,27 +33,23 @@ func (n *Node) say(text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
+	<-n.ready
 	n.sendMu.Lock()
-	defer n.sendMu.Unlock()
 	ps := n.peerList()
 	if len(ps) == 0 {
+		n.sendMu.Unlock()
 		return Sent{}, fmt.Errorf("message not sent: %w", ErrNoPeers)
 	}
-	m := transport.Chat{MsgID: n.nextMsg.Add(1), Sent: time.Now().UnixNano(), Text: text, Flags: flags}
-	sent := Sent{MsgID: m.MsgID}
-	var errs []error
-	for _, p := range ps {
-		if err := n.queue(p, m); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		sent.To = append(sent.To, p.ref())
+	to := make([]Ref, len(ps))
+	for i, p := range ps {
+		to[i] = p.ref()
 	}
-	return sent, errors.Join(errs...)
+	return n.send(ps, to, false, flags, text)
 }
 
 // Tell sends text to one peer (a name or id prefix) only; a peer that is
-// away gets it when it is back.
+// away gets it when it is back. With a store, a peer known from an
+// earlier session (known_peers) gets it when it is next connected.
 func (n *Node) Tell(peerArg, text string) (Sent, error) { return n.tell(peerArg, text, 0) }
 
 // ActTo is Tell for an action (/me to one peer).
@@ -60,17 +61,65 @@ func (n *Node) tell(peerArg, text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
+	<-n.ready
 	n.sendMu.Lock()
-	defer n.sendMu.Unlock()
 	p, err := n.lookup(peerArg)
+	if err == nil {
+		return n.send([]*Peer{p}, []Ref{p.ref()}, true, flags, text)
+	}
+	if n.store != nil {
+		if id, ok := n.known.PinnedID(peerArg); ok && id != n.id {
+			return n.send(nil, []Ref{{ID: id, Name: peerArg, Trust: identity.Trusted}}, true, flags, text)
+		}
+	}
+	n.sendMu.Unlock()
+	return Sent{}, err
+}
+
+// send queues a message for the peers to (ps, those of them connected or
+// away this session, when there is no store) and releases sendMu, which
+// the caller holds: ids are handed out and queued in one order. flags
+// (transport.ChatAction) go with the message on this run's connections;
+// the store does not keep them, so a message resent after a restart
+// loses them.
+func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string) (Sent, error) {
+	if n.store == nil {
+		m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: direct, Sent: time.Now().UnixNano(), Text: text, Flags: flags}
+		sent := Sent{MsgID: m.MsgID}
+		var errs []error
+		for i, p := range ps {
+			if err := n.queue(p, m); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			sent.To = append(sent.To, to[i])
+		}
+		n.sendMu.Unlock()
+		if len(sent.To) > 0 {
+			n.emit(Stored{MsgID: m.MsgID, Text: text, Direct: direct, To: sent.To, Action: flags&transport.ChatAction != 0})
+		}
+		return sent, errors.Join(errs...)
+	}
+	defer n.sendMu.Unlock()
+	out := &store.Out{Direct: direct, Text: text}
+	for _, r := range to {
+		out.To = append(out.To, store.Recipient{ID: r.ID, Name: r.Name})
+	}
+	c, err := n.store.Append(out)
+	if c == nil {
+		return Sent{}, fmt.Errorf("message not sent: %w", err)
+	}
+	refused := store.Refused(err)
+	kept := slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
+	select {
+	case n.pumpq <- queued{out: out, c: c, to: kept, flags: flags}:
+	case <-n.ctx.Done():
+		return Sent{}, fmt.Errorf("message not sent: %w", n.ctx.Err())
+	}
 	if err != nil {
-		return Sent{}, err
+		err = fmt.Errorf("not sent to all: %w", err)
 	}
-	m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: true, Sent: time.Now().UnixNano(), Text: text, Flags: flags}
-	if err := n.queue(p, m); err != nil {
-		return Sent{}, err
-	}
-	return Sent{MsgID: m.MsgID, To: []Ref{p.ref()}}, nil
+	return Sent{MsgID: out.ID, To: kept}, err
 }
 
 // SetName changes this node's name and tells every peer. A name that a

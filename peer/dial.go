@@ -89,14 +89,19 @@ func (n *Node) reconnect(p *Peer) {
 		if seen.Before(p.awaySince) {
 			seen = p.awaySince
 		}
-		if !manual && time.Since(seen) > advertisedFor {
+		if !manual && time.Since(seen) > n.giveUp {
 			undelivered := len(p.outbox)
 			p.away = false
 			name := p.name
 			p.mu.Unlock()
 			n.forget(p)
-			text := fmt.Sprintf("gave up reconnecting to %s (%s): not seen on the network for %v", name, ShortID(p.id), advertisedFor)
-			if undelivered > 0 {
+			text := fmt.Sprintf("stopped reconnecting to %s (%s): not seen on the network for %v", name, ShortID(p.id), n.giveUp)
+			switch {
+			case n.store != nil:
+				if c := n.store.PendingOf(p.id); c.Messages > 0 {
+					text += fmt.Sprintf("; %d messages to it wait on disk for its return", c.Messages)
+				}
+			case undelivered > 0:
 				text += fmt.Sprintf("; %d messages to it were not delivered", undelivered)
 			}
 			n.emit(Notice{Text: text})

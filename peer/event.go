@@ -34,6 +34,17 @@ type PeerState struct {
 	Silence time.Duration
 }
 
+// Stored: a chat message is on disk (with a store; otherwise queued) and
+// on its way to the peers in To. Show it as sent from here on.
+type Stored struct {
+	MsgID  uint64
+	Text   string
+	Direct bool
+	To     []Ref
+	// Action marks /me.
+	Action bool
+}
+
 // Delivered: a peer acknowledged a chat message.
 type Delivered struct {
 	Peer  Ref
@@ -82,6 +93,7 @@ func (PeerUp) isEvent()    {}
 func (PeerDown) isEvent()  {}
 func (PeerState) isEvent() {}
 func (Delivered) isEvent() {}
+func (Stored) isEvent()    {}
 func (Chat) isEvent()      {}
 func (Nick) isEvent()      {}
 func (Status) isEvent()    {}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"time"
 
 	"lanchat/identity"
@@ -60,7 +61,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	hello := transport.Hello{
 		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
 		UDPPort: uint16(n.net.UDPPort()), Session: n.session, Via: viaCode,
-		TCPPort: uint16(n.net.TCPPort()),
+		TCPPort: uint16(n.net.TCPPort()), Epoch: n.epoch,
 	}
 	remoteIP := hostOf(remote)
 	if sec.ID != "" {
@@ -128,7 +129,12 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		n: n, conn: c, ch: sec.Datagrams, id: h.ID, session: h.Session, via: via,
 		since: time.Now(), addr: remote.String(),
 		tcpAddr: netip.AddrPortFrom(tcpAddr.Addr().Unmap(), tcpAddr.Port()),
-		udpPort: h.UDPPort, done: make(chan struct{}), fingerprint: sec.Fingerprint,
+		udpPort: h.UDPPort, done: make(chan struct{}), fingerprint: sec.Fingerprint, key: sec.Key,
+		epoch: h.Epoch,
+	}
+	l.rcond = sync.NewCond(&l.rmu)
+	if l.epoch == 0 {
+		l.epoch = h.Session // a sender that names no epoch counts per process
 	}
 	var old *link
 	if n.id < h.ID {

@@ -142,6 +142,12 @@ func (l *link) keep(now time.Time) {
 	if note := l.notReading(now); note != nil && l.n.tryEmit(*note) {
 		l.toldNotReading()
 	}
+	l.rmu.Lock()
+	ackDue := !l.delivering && l.rack > l.rackSent
+	l.rmu.Unlock()
+	if ackDue {
+		l.sendAck() // one that found the write queue full
+	}
 	if dead {
 		l.givenUp = true
 		l.conn.Close()

@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -23,19 +24,32 @@ type link struct {
 	ch      *transport.Channel // seals and opens our datagrams
 	id      string
 	session uint64
+	// epoch names the peer's sequence of message ids (Hello.Epoch).
+	epoch   uint64
 	via     Via
 	since   time.Time
 	addr    string
 	tcpAddr netip.AddrPort
 	udpPort uint16
-	// fingerprint of the peer's key ("" when the securer proves none).
+	// fingerprint and key of the peer's key (none when the securer
+	// proves none).
 	fingerprint string
+	key         ed25519.PublicKey
 	// done is closed when the connection has ended; waiters on requests
 	// to this peer give up then.
 	done chan struct{}
 	// ackDue is the chat id to acknowledge once the input runs dry; only
-	// the reader uses it.
+	// the reader uses it (without a store).
 	ackDue uint64
+	// Delivery with a store (delivery.go).
+	rmu        sync.Mutex // protects following
+	rcond      *sync.Cond // on rmu: room in arrivals
+	arrivals   []arrival
+	delivering bool
+	rclosed    bool
+	// rack is the highest id delivered, rackSent the highest acked.
+	rack, rackSent uint64
+	rwg            sync.WaitGroup // the delivery goroutine
 	// acked holds the ids of the messages an ack delivered, for the
 	// reader to report; reused from ack to ack.
 	acked []uint64
@@ -129,6 +143,9 @@ func (l *link) setRTT(d time.Duration) {
 func (n *Node) serve(l *link) {
 	defer n.wg.Done()
 	reason := l.readLoop()
+	// What was read and is being stored is still shown, in order,
+	// before the peer is reported gone.
+	l.rwg.Wait()
 	l.conn.Close()
 	l.conn.Wait()
 	close(l.done)
@@ -158,6 +175,10 @@ func (l *link) readLoop() string {
 		}
 		l.heard(at)
 		if err := l.handleFrame(t, payload, at); err != nil {
+			if errors.Is(err, errNotStored) {
+				l.n.emit(Problem{Err: fmt.Errorf("%s: %w", l.name(), err)})
+				return err.Error()
+			}
 			l.n.log.Warn("closing connection after a protocol error",
 				"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
 			return fmt.Sprintf("protocol error: %v", err)
@@ -214,6 +235,9 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
+		if l.n.store != nil {
+			return l.receiveStored(m, at)
+		}
 		fresh, ack := l.p.received(m.MsgID)
 		if fresh {
 			l.n.emit(Chat{From: l.p.ref(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent),
@@ -226,7 +250,7 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
-		l.acked = l.p.acked(m.Upto, l.acked[:0])
+		l.acked = l.n.acked(l.p, m.Upto, l.acked[:0])
 		if len(l.acked) > 0 {
 			who := l.p.ref()
 			for _, id := range l.acked {

@@ -2,16 +2,17 @@ package peer
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 
+	"lanchat/names"
 	"lanchat/transport"
 )
 
 // SameName reports whether two names are the same person's. Names are
-// one per person and compared without case: every comparison of names in
-// this package, and in the console, goes through this function.
-func SameName(a, b string) bool { return strings.EqualFold(a, b) }
+// one per person and compared as package names compares them (PRECIS:
+// case and width folded): every comparison of names in this package, and
+// in the console, goes through this function.
+func SameName(a, b string) bool { return names.Equal(a, b) }
 
 // checkNewName reports why this node may not take name: it is not a
 // valid name, or a peer (connected, being reconnected, or pinned in the

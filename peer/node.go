@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"lanchat/identity"
+	"lanchat/store"
 	"lanchat/transport"
 )
 
@@ -57,12 +59,20 @@ type Config struct {
 	Network Network
 	// Secure secures every stream; nil means TLS 1.3 with Identity.
 	Secure Securer
+	// Store keeps outboxes, received ids and the history on disk; nil
+	// keeps the outboxes in memory (bounded by OutboxLimit) and no
+	// history. The node does not close it.
+	Store  *store.Store
 	Logger *slog.Logger
 	// QueueLimit bounds the bytes waiting to be written to one peer, and
 	// StallTimeout is how long a peer may accept none of them before its
 	// connection is closed (transport's defaults when zero: 4 MiB, 10 s).
 	QueueLimit   int
 	StallTimeout time.Duration
+	// GiveUpAfter is how long a lost peer found by mDNS is redialled
+	// after it was last seen advertised (0: 90 s). Its messages wait on
+	// disk regardless.
+	GiveUpAfter time.Duration
 	// OnPeerLost is called when a peer's connection is lost without a
 	// goodbye, and again every lookAgainEvery while it is being
 	// reconnected (discovery then looks again at once). It must not
@@ -93,7 +103,12 @@ type Node struct {
 	secure  Securer
 	session uint64
 	net     Network
+	store   *store.Store
+	// epoch names this node's sequence of message ids (see Hello.Epoch).
+	epoch   uint64
+	pumpq   chan queued
 	connOpt transport.ConnOptions
+	giveUp  time.Duration
 	log     *slog.Logger
 	events  chan Event
 	ctx     context.Context // set by Run; ends every goroutine
@@ -190,6 +205,9 @@ func New(cfg Config) (*Node, error) {
 		secure:      cfg.Secure,
 		session:     binary.BigEndian.Uint64(b[:]),
 		net:         cfg.Network,
+		store:       cfg.Store,
+		giveUp:      cmp.Or(cfg.GiveUpAfter, advertisedFor),
+		pumpq:       make(chan queued, pumpQueue),
 		connOpt:     transport.ConnOptions{QueueLimit: cfg.QueueLimit, StallTimeout: cfg.StallTimeout},
 		log:         cfg.Logger,
 		events:      make(chan Event, 1024),
@@ -213,6 +231,10 @@ func New(cfg Config) (*Node, error) {
 	// Request ids start at a random point so that a late reply to a
 	// previous process is not taken for ours.
 	n.nextReq.Store(binary.BigEndian.Uint64(b[:]) >> 1)
+	n.epoch = n.session // message ids start again with each process
+	if n.store != nil {
+		n.epoch = n.store.Epoch()
+	}
 	return n, nil
 }
 
@@ -278,7 +300,7 @@ func (n *Node) tryEmit(e Event) bool {
 func (n *Node) Run(ctx context.Context) {
 	n.ctx = ctx
 	close(n.ready)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go func() {
 		defer n.wg.Done()
 		n.net.Serve(ctx, n.handleDatagram)
@@ -286,6 +308,10 @@ func (n *Node) Run(ctx context.Context) {
 	go func() {
 		defer n.wg.Done()
 		n.keepAll(ctx)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.pump(ctx)
 	}()
 	for {
 		select {

@@ -30,6 +30,9 @@ type testNode struct {
 	*Node
 	tr     *transport.Transport
 	events chan Event
+	// stop stops the node (and closes its store), as the end of the
+	// test does; it may be called before.
+	stop func()
 }
 
 func startNode(t testing.TB, name string) *testNode {
@@ -81,11 +84,15 @@ func startNodeWith(t testing.TB, cfg Config, dialFrom ...string) *testNode {
 			}
 		}
 	}()
-	t.Cleanup(func() {
+	tn.stop = sync.OnceFunc(func() {
 		cancel()
 		wg.Wait()
 		tr.Close()
+		if cfg.Store != nil {
+			cfg.Store.Close()
+		}
 	})
+	t.Cleanup(tn.stop)
 	return tn
 }
 
@@ -354,13 +361,13 @@ func TestOutboxBookkeeping(t *testing.T) {
 	if err := n.queue(m, transport.Chat{MsgID: OutboxLimit + 1}); err == nil || !strings.Contains(err.Error(), "bob") {
 		t.Fatalf("full outbox: %v", err)
 	}
-	if got := m.acked(10, nil); len(got) != 10 || got[0] != 1 || got[9] != 10 || len(m.outbox) != OutboxLimit-10 || m.outbox[0].msg.MsgID != 11 {
+	if got := n.acked(m, 10, nil); len(got) != 10 || got[0] != 1 || got[9] != 10 || len(m.outbox) != OutboxLimit-10 || m.outbox[0].msg.MsgID != 11 {
 		t.Fatalf("acked 10: %v delivered, %d left", got, len(m.outbox))
 	}
-	if got := m.acked(5, nil); len(got) != 0 {
+	if got := n.acked(m, 5, nil); len(got) != 0 {
 		t.Fatalf("old ack delivered %d", len(got))
 	}
-	if got := m.acked(12, []uint64{99}); len(got) != 3 || got[0] != 99 || got[2] != 12 {
+	if got := n.acked(m, 12, []uint64{99}); len(got) != 3 || got[0] != 99 || got[2] != 12 {
 		t.Fatalf("acked 12 appended to [99]: %v", got)
 	}
 	steps := []struct {
@@ -605,7 +612,7 @@ func TestBadInput(t *testing.T) {
 		u.Write([]byte(fmt.Sprintf("junk %d", i)))
 	}
 	stranger, _ := transport.NewChannel(make([]byte, transport.KeySize), make([]byte, transport.KeySize))
-	forged, _ := stranger.Seal(nil, "no-such-node", transport.TimeReq{ReqID: 1})
+	forged, _ := stranger.Seal(nil, strings.Repeat("Z", 52), transport.TimeReq{ReqID: 1}) // no such node
 	u.Write(forged)
 	wrongKey, _ := stranger.Seal(nil, b.ID(), transport.TimeReq{ReqID: 1})
 	u.Write(wrongKey)

@@ -2,19 +2,37 @@ package peer
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"time"
 
+	"lanchat/store"
 	"lanchat/transport"
 )
 
-// OutboxLimit is how many undelivered messages a peer may have waiting;
-// one more is refused with an error.
-const OutboxLimit = 1000
+// Delivery. Every message waits in its peer's outbox until the peer
+// acknowledges it. With a store (the product), the outbox is on disk, and
+// each Peer holds a window of it in memory, refilled as acknowledgements
+// come: a peer away for days costs disk, not memory. Without one (tests,
+// and the bench's in-memory figures), the outbox is the window, bounded
+// by OutboxLimit.
 
-// ErrOutboxFull is wrapped when a peer has OutboxLimit undelivered messages.
+const (
+	// OutboxLimit is how many undelivered messages a peer may have
+	// waiting without a store; one more is refused with an error.
+	OutboxLimit = 1000
+	// windowMessages and windowBytes bound a peer's window of its
+	// outbox on disk.
+	windowMessages = 1024
+	windowBytes    = 4 << 20
+	// pumpQueue bounds the messages whose commit the pump waits for.
+	pumpQueue = 4096
+)
+
+// ErrOutboxFull is wrapped when a peer has OutboxLimit undelivered
+// messages (without a store; with one, store.ErrFull).
 var ErrOutboxFull = errors.New("outbox full")
 
 // outMsg is a chat message waiting for the peer's acknowledgement.
@@ -23,8 +41,19 @@ type outMsg struct {
 	queued time.Time
 }
 
-// queue puts msg in p's outbox and, while connected and the connection's
-// write queue has room, in that queue.
+// queued is a message appended to the store, waiting for its commit
+// before it goes to its recipients.
+type queued struct {
+	out *store.Out
+	c   *store.Commit
+	// to are the recipients it was queued for.
+	to []Ref
+	// flags go with the message (transport.ChatAction); not stored.
+	flags uint8
+}
+
+// queue puts msg in p's outbox (without a store) and, while connected
+// and the connection's write queue has room, in that queue.
 func (n *Node) queue(p *Peer, msg transport.Chat) error {
 	p.mu.Lock()
 	if len(p.outbox) >= OutboxLimit {
@@ -33,9 +62,101 @@ func (n *Node) queue(p *Peer, msg transport.Chat) error {
 		return fmt.Errorf("not sent to %s: %w: %d messages to it are waiting for delivery already", name, ErrOutboxFull, OutboxLimit)
 	}
 	p.outbox = append(p.outbox, outMsg{msg: msg, queued: time.Now()})
+	p.lastLoaded = msg.MsgID
 	p.pushLocked()
 	p.mu.Unlock()
 	return nil
+}
+
+// pump hands each message appended to the store to its recipients once
+// its commit is durable, in the order they were appended, and reports it
+// (Stored) or its failure. It runs until ctx ends.
+func (n *Node) pump(ctx context.Context) {
+	for {
+		var q queued
+		select {
+		case q = <-n.pumpq:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-q.c.Done():
+		case <-ctx.Done():
+			return
+		}
+		if err := q.c.Err(); err != nil {
+			n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
+			continue
+		}
+		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.flags}
+		for _, r := range q.to {
+			n.mu.Lock()
+			p := n.peers[r.ID]
+			n.mu.Unlock()
+			if p == nil {
+				continue // not connected this session: it waits on disk
+			}
+			p.mu.Lock()
+			p.offerLocked(m, q.out.Queued)
+			p.mu.Unlock()
+		}
+		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: q.flags&transport.ChatAction != 0})
+	}
+}
+
+// offerLocked adds a durable message at the end of the window when it
+// fits and nothing on disk comes before it; otherwise it stays on disk
+// for refill to load.
+func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
+	if m.MsgID <= p.lastLoaded {
+		return // refill loaded it already
+	}
+	if p.spilled || len(p.outbox) >= windowMessages || p.windowBytes+len(m.Text) > windowBytes {
+		p.spilled = true
+		return
+	}
+	p.outbox = append(p.outbox, outMsg{msg: m, queued: at})
+	p.windowBytes += len(m.Text)
+	p.lastLoaded = m.MsgID
+	p.pushLocked()
+}
+
+// refill loads what waits on disk for p beyond its window, while the
+// window has room. The store is read with no lock held.
+func (n *Node) refill(p *Peer) {
+	if n.store == nil {
+		return
+	}
+	for {
+		p.mu.Lock()
+		after, room := p.lastLoaded, windowMessages-len(p.outbox)
+		need := p.spilled && room >= windowMessages/2 && p.windowBytes <= windowBytes/2
+		p.mu.Unlock()
+		if !need {
+			return
+		}
+		ws, err := n.store.Outbox(p.id, after, room)
+		if err != nil {
+			n.emit(Problem{Err: fmt.Errorf("read the messages waiting for %s: %w", ShortID(p.id), err)})
+			return
+		}
+		p.mu.Lock()
+		if p.lastLoaded != after {
+			p.mu.Unlock()
+			continue // loaded meanwhile: look again
+		}
+		for _, w := range ws {
+			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text}, queued: w.Queued})
+			p.windowBytes += len(w.Text)
+			p.lastLoaded = w.ID
+		}
+		p.spilled = len(ws) == room
+		p.pushLocked()
+		p.mu.Unlock()
+		if len(ws) < room {
+			return
+		}
+	}
 }
 
 // pushLocked hands the link's write queue the messages not handed yet, in
@@ -51,12 +172,10 @@ func (p *Peer) pushLocked() {
 		// interface would cost an allocation per message.
 		if err := l.conn.Send(&p.outbox[p.sent].msg); err != nil {
 			// Full: OnSpace resumes. Closed: the next link resends.
-			p.blocked = errors.Is(err, transport.ErrQueueFull)
 			return
 		}
 		p.sent++
 	}
-	p.blocked, p.told = false, false
 }
 
 // pushMore is l's OnSpace: its write queue has room again.
@@ -68,26 +187,34 @@ func (n *Node) pushMore(p *Peer, l *link) {
 	p.mu.Unlock()
 }
 
-// notReading is the notice due, once, for a peer whose messages wait
-// because it has taken none of the data queued for it in
+// notReading is the notice due, once per stall, for a peer whose
+// messages wait while it has taken none of the data queued for it in
 // notReadingAfter: a peer merely slower than the sender is not told of.
 func (l *link) notReading(now time.Time) *Notice {
 	p := l.p
+	stalled := l.conn.Waiting(now)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.link != l || !p.blocked || p.told {
+	if p.link != l {
 		return nil
 	}
-	stalled := l.conn.Waiting(now)
 	if stalled < notReadingAfter {
+		p.told = false // moving again: a later stall is told again
 		return nil
 	}
-	waiting, bytes := len(p.outbox)-p.sent, l.conn.Queued()
-	for _, o := range p.outbox[p.sent:] {
+	if p.told || len(p.outbox) == 0 {
+		return nil
+	}
+	bytes := 0
+	for _, o := range p.outbox {
 		bytes += len(o.msg.Text)
 	}
-	return &Notice{Text: fmt.Sprintf("%s (%s) is not reading (nothing taken for %v): %d messages (%s) wait for it, and go once it reads again or reconnects",
-		p.name, ShortID(p.id), stalled.Round(100*time.Millisecond), waiting, sizeOf(bytes))}
+	more := ""
+	if p.spilled {
+		more = ", and more on disk"
+	}
+	return &Notice{Text: fmt.Sprintf("%s (%s) is not reading (nothing taken for %v): %d messages (%s%s) wait for it, and go once it reads again or reconnects",
+		p.name, ShortID(p.id), stalled.Round(100*time.Millisecond), len(p.outbox), sizeOf(bytes), more)}
 }
 
 // toldNotReading records that the notice from notReading went out.
@@ -110,25 +237,33 @@ func sizeOf(n int) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// acked removes what the peer acknowledged from the outbox and appends
-// their ids to ids.
-func (p *Peer) acked(upto uint64, ids []uint64) []uint64 {
+// acked removes what the peer acknowledged from the window (and from the
+// store) and appends their ids to ids.
+func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	i := 0
 	for i < len(p.outbox) && p.outbox[i].msg.MsgID <= upto {
 		ids = append(ids, p.outbox[i].msg.MsgID)
+		p.windowBytes -= len(p.outbox[i].msg.Text)
 		i++
 	}
-	n := copy(p.outbox, p.outbox[i:])
-	clear(p.outbox[n:]) // let the texts go
-	p.outbox = p.outbox[:n]
+	k := copy(p.outbox, p.outbox[i:])
+	clear(p.outbox[k:]) // let the texts go
+	p.outbox = p.outbox[:k]
 	p.sent = max(p.sent-i, 0)
+	spilled := p.spilled
+	p.mu.Unlock()
+	if n.store != nil && i > 0 {
+		n.store.Acked(p.id, upto)
+		if spilled {
+			n.refill(p)
+		}
+	}
 	return ids
 }
 
-// received records a chat message id from the peer and reports whether
-// it is new, with the id to acknowledge.
+// received records a chat message id from the peer (without a store) and
+// reports whether it is new, with the id to acknowledge.
 func (p *Peer) received(id uint64) (fresh bool, ack uint64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,32 +282,60 @@ type PendingMessage struct {
 	Queued time.Time
 }
 
-// PendingPeer is a peer with messages not yet delivered.
+// PendingPeer is a peer with messages not yet delivered: Count of them,
+// the first of which are listed.
 type PendingPeer struct {
 	Peer     Info
+	Count    int
 	Messages []PendingMessage
 }
 
-// Pending lists, per peer, the messages not yet delivered.
+// pendingListed is how many waiting messages Pending lists per peer.
+const pendingListed = 100
+
+// Pending lists, per peer, the messages not yet delivered: with a store,
+// every peer that has any on disk, met this session or not.
 func (n *Node) Pending() []PendingPeer {
 	var out []PendingPeer
-	for _, p := range n.peerList() {
-		p.mu.Lock()
-		var list []PendingMessage
-		for _, o := range p.outbox {
-			list = append(list, PendingMessage{MsgID: o.msg.MsgID, Text: o.msg.Text, Direct: o.msg.Direct, Queued: o.queued})
+	if n.store == nil {
+		for _, p := range n.peerList() {
+			p.mu.Lock()
+			var list []PendingMessage
+			for _, o := range p.outbox {
+				list = append(list, PendingMessage{MsgID: o.msg.MsgID, Text: o.msg.Text, Direct: o.msg.Direct, Queued: o.queued})
+			}
+			p.mu.Unlock()
+			if len(list) > 0 {
+				out = append(out, PendingPeer{Peer: p.info(), Count: len(list), Messages: list[:min(len(list), pendingListed)]})
+			}
 		}
-		p.mu.Unlock()
-		if len(list) > 0 {
-			out = append(out, PendingPeer{Peer: p.info(), Messages: list})
+	} else {
+		for id, c := range n.store.Pending() {
+			if c.Messages == 0 {
+				continue
+			}
+			pp := PendingPeer{Peer: n.infoOf(id), Count: c.Messages}
+			ws, err := n.store.Outbox(id, 0, pendingListed)
+			if err != nil {
+				n.log.Warn("reading the messages waiting for a peer", "id", ShortID(id), "err", err)
+			}
+			for _, w := range ws {
+				pp.Messages = append(pp.Messages, PendingMessage{MsgID: w.ID, Text: w.Text, Direct: w.Direct, Queued: w.Queued})
+			}
+			out = append(out, pp)
 		}
 	}
-	slices.SortFunc(out, func(a, b PendingPeer) int { return cmp.Compare(a.Peer.Name, b.Peer.Name) })
+	slices.SortFunc(out, func(a, b PendingPeer) int {
+		return cmp.Or(cmp.Compare(a.Peer.Name, b.Peer.Name), cmp.Compare(a.Peer.ID, b.Peer.ID))
+	})
 	return out
 }
 
 // PendingCount is the number of undelivered messages, over all peers.
 func (n *Node) PendingCount() int {
+	if n.store != nil {
+		return n.store.Total().Messages
+	}
 	total := 0
 	for _, p := range n.peerList() {
 		p.mu.Lock()
@@ -180,4 +343,32 @@ func (n *Node) PendingCount() int {
 		p.mu.Unlock()
 	}
 	return total
+}
+
+// Drop discards what waits for a peer (a name, an id prefix, or a name
+// known from an earlier session) and reports how many messages that was.
+// Messages already handed to its connection may still arrive.
+func (n *Node) Drop(peerArg string) (Info, int, error) {
+	id, err := n.resolveID(peerArg)
+	if err != nil {
+		return Info{}, 0, err
+	}
+	dropped := 0
+	n.mu.Lock()
+	p := n.peers[id]
+	n.mu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		if n.store == nil {
+			dropped = len(p.outbox)
+		}
+		p.outbox, p.sent, p.windowBytes, p.spilled = nil, 0, 0, false
+		p.mu.Unlock()
+	}
+	if n.store != nil {
+		if dropped, err = n.store.Drop(id); err != nil {
+			return n.infoOf(id), 0, fmt.Errorf("drop the messages waiting for %s: %w", ShortID(id), err)
+		}
+	}
+	return n.infoOf(id), dropped, nil
 }

@@ -34,18 +34,23 @@ type Peer struct {
 	// away is set while the connection is lost and being re-established.
 	away      bool
 	awaySince time.Time
-	// Delivery; see outbox.go.
-	outbox []outMsg
+	// Delivery; see outbox.go. outbox is the window of what waits for
+	// the peer, windowBytes its texts' size, lastLoaded the highest id
+	// put in it, and spilled is set while more waits on disk.
+	outbox      []outMsg
+	windowBytes int
+	lastLoaded  uint64
+	spilled     bool
 	// sent counts the messages at the head of outbox handed to the
 	// current link's write queue; the rest wait for room there.
 	sent int
-	// blocked is set while messages wait for room in the link's queue;
-	// told once the user was told that the peer is not reading.
-	blocked, told bool
-	// recvSession is the node's process whose message ids lastRecv
-	// counts; a new process starts again from zero.
-	recvSession uint64
-	lastRecv    uint64
+	// told is set once the user was told that the peer is not reading,
+	// until data moves again.
+	told bool
+	// recvEpoch is the sequence of the node's message ids that lastRecv
+	// counts (without a store; with one, the store keeps it).
+	recvEpoch uint64
+	lastRecv  uint64
 	// userAway and awayText are what the peer's user last said with
 	// /away and /back (away.go).
 	userAway bool
@@ -58,11 +63,17 @@ type Peer struct {
 func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, was string) {
 	p := n.peerFor(l.id)
 	l.conn.OnSpace(func() { n.pushMore(p, l) })
+	pinned := n.known.NamesOf(l.id)
 	p.mu.Lock()
 	l.p = p
+	// The name before: this session's, else the one it left under, else
+	// the one name known_peers holds for it.
 	was = p.name
 	if was == "" {
 		was = n.left.lookup(l.id)
+	}
+	if was == "" && len(pinned) == 1 && !SameName(pinned[0], h.Name) {
+		was = pinned[0]
 	}
 	if was == h.Name {
 		was = ""
@@ -81,12 +92,17 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	wasAway = p.away
 	p.away = false
 	p.link = l
-	if p.recvSession != h.Session {
-		p.recvSession, p.lastRecv = h.Session, 0
+	if p.recvEpoch != l.epoch {
+		p.recvEpoch, p.lastRecv = l.epoch, 0
 	}
-	p.sent, p.blocked, p.told = 0, false, false
+	p.sent, p.told = 0, false
+	if n.store != nil && p.lastLoaded == 0 && len(p.outbox) == 0 {
+		// New this session: whatever waits for it is on disk.
+		p.spilled = true
+	}
 	p.pushLocked()
 	p.mu.Unlock()
+	n.refill(p)
 	n.tellStatus(l)
 	select {
 	case p.kick <- struct{}{}:
@@ -106,11 +122,15 @@ func (n *Node) detach(l *link, bye bool) (reconnecting bool, undelivered int) {
 		return false, 0 // replaced by a newer connection
 	}
 	p.link = nil
-	p.sent, p.blocked, p.told = 0, false, false
+	p.sent, p.told = 0, false
 	if bye || n.leaving.Load() || n.ctx.Err() != nil || p.dialAddr == "" {
 		undelivered = len(p.outbox)
 		p.mu.Unlock()
 		n.forget(p)
+		if n.store != nil {
+			// They wait on disk for its next connection.
+			undelivered = 0
+		}
 		return false, undelivered
 	}
 	p.away, p.awaySince = true, time.Now()

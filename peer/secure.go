@@ -61,6 +61,9 @@ type Secured struct {
 	ID string
 	// Fingerprint of the other end's key, for display; "" when none.
 	Fingerprint string
+	// Key is the other end's public key (nil when none is proven), for
+	// the verification code both users compare.
+	Key ed25519.PublicKey
 	// Datagrams seals this pair's datagrams and opens the other's.
 	Datagrams *transport.Channel
 	// Conn options for this stream (its read buffer: TLS keeps a whole
@@ -178,7 +181,7 @@ func (s tlsSecurer) Secure(ctx context.Context, nc net.Conn, dialed bool, stream
 		return Secured{}, err
 	}
 	return Secured{
-		Conn: tc, ID: identity.IDOf(pub), Fingerprint: identity.Fingerprint(pub), Datagrams: ch,
+		Conn: tc, ID: identity.IDOf(pub), Fingerprint: identity.Fingerprint(pub), Key: pub, Datagrams: ch,
 		Options: transport.ConnOptions{ReadBuffer: tlsReadBuffer},
 		Stream:  kind,
 	}, nil

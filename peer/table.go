@@ -114,48 +114,54 @@ func (n *Node) PeerNames() []string {
 	return names
 }
 
-// lookup finds a peer, connected or away, by name or id prefix.
+// lookup finds a peer, connected or away, by id prefix first, then by
+// name (compared as names are: case and width folded). An id prefix wins
+// so that no peer can capture messages meant for an id by taking it as
+// its name.
 func (n *Node) lookup(arg string) (*Peer, error) {
 	ps := n.peerList()
-	var byName, byID, conflicts []*Peer
 	norm := identity.NormalizeID(arg)
-	for _, p := range ps {
-		if p.id == norm {
-			// A whole id always names its node, whatever names say.
-			return p, nil
+	if len(norm) >= 4 && isIDPrefix(norm) {
+		var byID []*Peer
+		for _, p := range ps {
+			if strings.HasPrefix(p.id, norm) {
+				byID = append(byID, p)
+			}
+		}
+		switch len(byID) {
+		case 1:
+			return byID[0], nil
+		case 0:
+		default:
+			return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
 		}
 	}
+	var byName, conflicts []*Peer
 	for _, p := range ps {
 		p.mu.Lock()
 		name, trust := p.name, p.trust
 		p.mu.Unlock()
-		if SameName(name, arg) {
-			// A name is never resolved to a node that is not the one
-			// known by that name.
-			if trust == identity.Conflict {
-				conflicts = append(conflicts, p)
-			} else {
-				byName = append(byName, p)
-			}
+		if !SameName(name, arg) {
+			continue
 		}
-		if len(norm) >= 4 && strings.HasPrefix(p.id, norm) {
-			byID = append(byID, p)
+		// A name is never resolved to a node that is not the one known
+		// by that name.
+		if trust == identity.Conflict {
+			conflicts = append(conflicts, p)
+		} else {
+			byName = append(byName, p)
 		}
 	}
 	switch {
-	case len(byName) == 0 && len(conflicts) > 0 && len(byID) == 0 && n.ownName(arg):
+	case len(byName) == 0 && len(conflicts) > 0 && n.ownName(arg):
 		return nil, fmt.Errorf("%s is your own name; %s calls itself so: give its id prefix (%s)", arg, describe(conflicts), ShortID(conflicts[0].id))
-	case len(byName) == 0 && len(conflicts) > 0 && len(byID) == 0:
+	case len(byName) == 0 && len(conflicts) > 0:
 		pinned, _ := n.known.PinnedID(arg)
 		return nil, fmt.Errorf("%s is not the %s you know (%s): /trust %s to accept it, or give its id prefix", describe(conflicts), arg, ShortID(pinned), ShortID(conflicts[0].id))
 	case len(byName) == 1:
 		return byName[0], nil
 	case len(byName) > 1:
 		return nil, fmt.Errorf("%q is the name of %d peers: give an id prefix instead (%s)", arg, len(byName), describe(byName))
-	case len(byID) == 1:
-		return byID[0], nil
-	case len(byID) > 1:
-		return nil, fmt.Errorf("id prefix %q matches %d peers: give more of the id (%s)", arg, len(byID), describe(byID))
 	case len(ps) == 0:
 		return nil, fmt.Errorf("unknown peer %q: %w", arg, ErrNoPeers)
 	}
@@ -195,4 +201,69 @@ func describe(ps []*Peer) string {
 	}
 	slices.Sort(s)
 	return strings.Join(s, ", ")
+}
+
+// infoOf describes the node id: a peer of this session, or one known
+// only from the known-peers file or the store.
+func (n *Node) infoOf(id string) Info {
+	n.mu.Lock()
+	p := n.peers[id]
+	n.mu.Unlock()
+	if p != nil {
+		return p.info()
+	}
+	return Info{ID: id, Name: n.knownName(id), State: Away, UDP: UDPNone}
+}
+
+// knownName is a name the known-peers file gives id, or its short id.
+func (n *Node) knownName(id string) string {
+	if names := n.known.NamesOf(id); len(names) > 0 {
+		return names[0]
+	}
+	return ShortID(id)
+}
+
+// ResolveID finds a peer of this session (name or id prefix), or one
+// known from an earlier session by name, or by an id prefix of the peers
+// with messages waiting on disk.
+func (n *Node) ResolveID(arg string) (Info, error) {
+	id, err := n.resolveID(arg)
+	if err != nil {
+		return Info{}, err
+	}
+	return n.infoOf(id), nil
+}
+
+func (n *Node) resolveID(arg string) (string, error) {
+	p, err := n.lookup(arg)
+	if err == nil {
+		return p.id, nil
+	}
+	if id, ok := n.known.PinnedID(arg); ok {
+		return id, nil
+	}
+	if n.store != nil {
+		norm := identity.NormalizeID(arg)
+		var match []string
+		for id := range n.store.Pending() {
+			if len(norm) >= 4 && strings.HasPrefix(id, norm) {
+				match = append(match, id)
+			}
+		}
+		if len(match) == 1 {
+			return match[0], nil
+		}
+	}
+	return "", err
+}
+
+// isIDPrefix reports whether s, normalised, is made of the characters of
+// node ids (base32: A-Z, 2-7).
+func isIDPrefix(s string) bool {
+	for _, r := range s {
+		if !('A' <= r && r <= 'Z' || '2' <= r && r <= '7') {
+			return false
+		}
+	}
+	return true
 }

@@ -1,7 +1,9 @@
 package peer
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"lanchat/identity"
@@ -21,7 +23,12 @@ func (n *Node) checkTrust(p *Peer) {
 		return
 	}
 	t, err := n.known.Check(name, p.id)
-	if err != nil {
+	switch {
+	case errors.Is(err, identity.ErrNotPinned):
+		// Over the bound on pins (a peer renaming itself over and
+		// over): not pinned, shown as new; said quietly.
+		n.connLog.Log(slog.LevelDebug, "name not pinned", "name", name, "id", ShortID(p.id), "err", err)
+	case err != nil:
 		n.log.Warn("known peers file not updated", "err", err)
 	}
 	p.mu.Lock()
@@ -124,4 +131,45 @@ func (n *Node) lookupID(arg string) (*Peer, error) {
 		return nil, fmt.Errorf("no connected peer has an id starting with %s", norm)
 	}
 	return nil, fmt.Errorf("id prefix %s matches %d peers: give more of the id (%s)", norm, len(match), describe(match))
+}
+
+// Verification is the code both users read to each other to be sure the
+// connection is between them: the same on both sides (VerifyCode of both
+// keys, in any order).
+type Verification struct {
+	Peer     Info
+	Code     string
+	Verified bool // the user's code matched and the pin is now verified
+}
+
+// ErrCodeMismatch is wrapped when the code a user typed is not the one
+// computed from both keys.
+var ErrCodeMismatch = errors.New("verification codes differ")
+
+// Verify computes the verification code with the connected peer arg;
+// with typed (what the other user read out), it checks it and, when it
+// matches, records the peer's name and key as verified.
+func (n *Node) Verify(arg, typed string) (Verification, error) {
+	l, err := n.lookupLive(arg)
+	if err != nil {
+		return Verification{}, err
+	}
+	if l.key == nil {
+		return Verification{}, fmt.Errorf("%s proved no key: nothing to verify", l.name())
+	}
+	v := Verification{Peer: l.info(), Code: identity.VerifyCode(n.ident.Public(), l.key)}
+	if typed == "" {
+		return v, nil
+	}
+	if !identity.MatchCode(v.Code, typed) {
+		return v, fmt.Errorf("%w: %s (%s) is not verified: the code %s typed does not match %s here. "+
+			"Someone may be between you (or a digit was misheard): do not trust this connection until they match",
+			ErrCodeMismatch, v.Peer.Name, ShortID(v.Peer.ID), "you", v.Code)
+	}
+	if err := n.known.Verify(v.Peer.Name, v.Peer.ID); err != nil {
+		return v, err
+	}
+	n.recheck(v.Peer.Name)
+	v.Peer, v.Verified = l.info(), true
+	return v, nil
 }

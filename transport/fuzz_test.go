@@ -2,8 +2,84 @@ package transport
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
+	"unicode/utf8"
+
+	"lanchat/termtext"
 )
+
+// hostileSeeds are frames of every registered type with each hostile
+// string in each string field, for the fuzzers' corpus.
+func hostileSeeds() [][]byte {
+	var out [][]byte
+	for _, spec := range Specs() {
+		b, _ := AppendFrame(nil, spec.Example)
+		out = append(out, b)
+		v := reflect.ValueOf(spec.Example)
+		var idxs [][]int
+		var walk func(v reflect.Value, idx []int)
+		walk = func(v reflect.Value, idx []int) {
+			switch v.Kind() {
+			case reflect.String:
+				idxs = append(idxs, append([]int(nil), idx...))
+			case reflect.Struct:
+				for i := 0; i < v.NumField(); i++ {
+					walk(v.Field(i), append(idx, i))
+				}
+			case reflect.Slice:
+				if v.Type().Elem().Kind() != reflect.Uint8 {
+					for i := 0; i < v.Len(); i++ {
+						walk(v.Index(i), append(idx, i))
+					}
+				}
+			}
+		}
+		walk(v, nil)
+		for _, idx := range idxs {
+			for _, bad := range hostileStrings[:len(hostileStrings)-1] {
+				c := deepCopy(v)
+				setLeaf(c, idx, bad)
+				if b, err := AppendFrame(nil, c.Interface().(Message)); err == nil {
+					out = append(out, b)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// checkDecodedStrings fails if a decoded message holds a string a
+// terminal would act on: decoders must have refused it.
+func checkDecodedStrings(t *testing.T, m Message) {
+	t.Helper()
+	var walk func(v reflect.Value, name string)
+	walk = func(v reflect.Value, name string) {
+		switch v.Kind() {
+		case reflect.String:
+			s := v.String()
+			if !utf8.ValidString(s) {
+				t.Fatalf("%s: decoded %q is not valid UTF-8", name, s)
+			}
+			for _, r := range s {
+				if termtext.Unsafe(r) && !(r == '\t' && name == "Chat.Text") {
+					t.Fatalf("%s: decoded %q holds %U", name, s, r)
+				}
+			}
+		case reflect.Struct:
+			for i := 0; i < v.NumField(); i++ {
+				walk(v.Field(i), name+"."+v.Type().Field(i).Name)
+			}
+		case reflect.Slice:
+			if v.Type().Elem().Kind() != reflect.Uint8 {
+				for i := 0; i < v.Len(); i++ {
+					walk(v.Index(i), name)
+				}
+			}
+		}
+	}
+	walk(reflect.ValueOf(m), reflect.TypeOf(m).Name())
+}
 
 // FuzzReadFrame feeds arbitrary streams to the frame reader and the
 // decoders behind it: no input may panic, and whatever decodes must encode
@@ -11,6 +87,9 @@ import (
 func FuzzReadFrame(f *testing.F) {
 	for _, m := range roundTrips {
 		b, _ := AppendFrame(nil, m)
+		f.Add(b)
+	}
+	for _, b := range hostileSeeds() {
 		f.Add(b)
 	}
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff})
@@ -31,6 +110,7 @@ func FuzzReadFrame(f *testing.F) {
 			if err != nil {
 				continue
 			}
+			checkDecodedStrings(t, m)
 			again, err := AppendFrame(nil, m)
 			if err != nil {
 				t.Fatalf("decoded %v does not encode: %v", typ, err)
@@ -67,6 +147,7 @@ func FuzzOpenDatagram(f *testing.F) {
 		if err != nil {
 			return
 		}
+		checkDecodedStrings(t, m)
 		p, err := a.Seal(nil, h.Sender(), m)
 		if err != nil {
 			t.Fatalf("opened datagram does not seal: %v", err)

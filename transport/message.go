@@ -2,12 +2,17 @@ package transport
 
 import (
 	"fmt"
+	"net/netip"
 	"unicode/utf8"
+
+	"lanchat/identity"
+	"lanchat/names"
+	"lanchat/termtext"
 )
 
 // ProtocolVersion is carried in the TCP hello, in every datagram and in the
 // mDNS TXT record; nodes of another version are refused.
-const ProtocolVersion = 2
+const ProtocolVersion = 3
 
 // Magic opens every hello, so a connection to something that is not
 // lanchat fails at its first frame.
@@ -36,23 +41,15 @@ const (
 	TypeUDPChat  Type = 16 // UDP: a direct chat line, fire and forget
 )
 
-var typeNames = map[Type]string{
-	TypeHello: "hello", TypeWelcome: "welcome", TypeChat: "chat", TypeNick: "nick",
-	TypeBye: "bye", TypeTimeReq: "time request", TypeTimeResp: "time response",
-	TypeEchoReq: "echo request", TypeEchoResp: "echo response",
-	TypeProbe: "probe", TypeProbeAck: "probe ack", TypeAck: "ack", TypeBeat: "heartbeat", TypePeerList: "peer list",
-	TypeAway: "away", TypeUDPChat: "udp chat",
-}
-
 func (t Type) String() string {
-	if s, ok := typeNames[t]; ok {
-		return s
+	if s := registry[t]; s != nil {
+		return s.Name
 	}
 	return fmt.Sprintf("type %d", uint8(t))
 }
 
 // Known reports whether this version understands t.
-func (t Type) Known() bool { _, ok := typeNames[t]; return ok }
+func (t Type) Known() bool { return registry[t] != nil }
 
 // Message is anything that travels in a frame or datagram.
 type Message interface {
@@ -61,13 +58,23 @@ type Message interface {
 	Append(b []byte) []byte
 }
 
-// Limits on fields people type, checked when decoding so a peer cannot
-// push more at us than we would send.
+// Limits on string fields, checked when decoding so a peer cannot push
+// more at us than we would send.
 const (
-	MaxNameLen = 64
-	MaxIDLen   = 128
+	MaxNameLen = names.MaxLen
+	// MaxIDLen bounds the sender id of a datagram header; ids in messages
+	// are exactly IDLen characters.
+	MaxIDLen = 128
+	// IDLen is the length of a node id (identity.ValidID).
+	IDLen = 52
 	// MaxText is the longest chat message, in bytes.
 	MaxText = 16 << 10
+	// MaxReason is the longest reason of a welcome or a bye, in bytes.
+	MaxReason = 256
+	// MaxZone is the longest time zone name, in bytes.
+	MaxZone = 32
+	// MaxAddr is the longest "host:port" of a peer list entry, in bytes.
+	MaxAddr = 64
 	// MaxPayload is the largest echo payload that fits one frame or one
 	// datagram with headers to spare.
 	MaxPayload = 60000
@@ -86,8 +93,13 @@ type Hello struct {
 	Via uint8
 	// TCPPort is where the sender listens, for reconnecting to it.
 	TCPPort uint16
-	// Flags: HelloConnected.
+	// Flags: HelloConnected, HelloTwin.
 	Flags uint8
+	// Epoch names the sender's sequence of message ids (its store's):
+	// message identity is (sender id, epoch, message id), so a receiver
+	// drops a resend after either side restarted. Absent (0) from older
+	// senders; then the session is the epoch.
+	Epoch uint64
 }
 
 // Hello flags.
@@ -113,6 +125,7 @@ func (m Hello) Append(b []byte) []byte {
 	e.u8(m.Via)
 	e.u16(m.TCPPort)
 	e.u8(m.Flags)
+	e.u64(m.Epoch)
 	return e.b
 }
 
@@ -132,14 +145,17 @@ func DecodeHello(p []byte) (Hello, error) {
 	m.Via = d.u8("via")
 	m.TCPPort = d.u16("tcp port")
 	m.Flags = d.u8("flags")
+	if d.err == nil && len(d.b) > 0 {
+		m.Epoch = d.u64("epoch")
+	}
 	if d.err != nil {
 		return m, d.err
 	}
 	if m.Version != ProtocolVersion {
 		return m, fmt.Errorf("%w: hello: protocol version %d, this node speaks %d", ErrVersion, m.Version, ProtocolVersion)
 	}
-	if m.ID == "" || len(m.ID) > MaxIDLen {
-		return m, fmt.Errorf("%w: hello: id of %d bytes", ErrMalformed, len(m.ID))
+	if err := CheckNodeID(m.ID); err != nil {
+		return m, fmt.Errorf("%w: hello: %w", ErrMalformed, err)
 	}
 	if err := CheckName(m.Name); err != nil {
 		return m, fmt.Errorf("%w: hello: %w", ErrMalformed, err)
@@ -175,6 +191,11 @@ func (m Welcome) Append(b []byte) []byte {
 func DecodeWelcome(p []byte) (Welcome, error) {
 	d := decoder{b: p, what: "welcome"}
 	m := Welcome{Status: d.u8("status"), Reason: d.str("reason")}
+	if d.err == nil {
+		if err := CheckReason(m.Reason); err != nil {
+			d.err = fmt.Errorf("welcome: %w", err)
+		}
+	}
 	return m, d.err
 }
 
@@ -270,14 +291,30 @@ func DecodePeerList(p []byte) (PeerList, error) {
 		return PeerList{}, fmt.Errorf("%w: peer list of %d entries, limit %d", ErrMalformed, n, MaxPeerList)
 	}
 	var m PeerList
-	for i := 0; i < n && d.err == nil; i++ {
-		ref := PeerRef{ID: d.str("id"), Addr: d.str("addr")}
-		if d.err == nil && (ref.ID == "" || len(ref.ID) > MaxIDLen || len(ref.Addr) > 300) {
-			return PeerList{}, fmt.Errorf("%w: peer list entry %d", ErrMalformed, i)
-		}
-		m.Peers = append(m.Peers, ref)
+	if n > 0 {
+		m.Peers = make([]PeerRef, 0, n)
 	}
-	return m, d.err
+	for i := 0; i < n && d.err == nil; i++ {
+		idb, addr := d.view("id"), d.view("addr")
+		if d.err != nil {
+			break
+		}
+		if len(idb) != IDLen {
+			return PeerList{}, fmt.Errorf("%w: peer list entry %d: node id of %d bytes, want %d", ErrMalformed, i, len(idb), IDLen)
+		}
+		id := string(idb)
+		if err := CheckNodeID(id); err != nil {
+			return PeerList{}, fmt.Errorf("%w: peer list entry %d: %w", ErrMalformed, i, err)
+		}
+		if err := checkAddr(addr); err != nil {
+			return PeerList{}, fmt.Errorf("%w: peer list entry %d: %w", ErrMalformed, i, err)
+		}
+		m.Peers = append(m.Peers, PeerRef{ID: id, Addr: string(addr)})
+	}
+	if d.err != nil {
+		return PeerList{}, d.err
+	}
+	return m, nil
 }
 
 // Nick announces the sender's new name.
@@ -312,6 +349,11 @@ func (m Bye) Append(b []byte) []byte {
 func DecodeBye(p []byte) (Bye, error) {
 	d := decoder{b: p, what: "bye"}
 	m := Bye{Reason: d.str("reason")}
+	if d.err == nil {
+		if err := CheckReason(m.Reason); err != nil {
+			d.err = fmt.Errorf("bye: %w", err)
+		}
+	}
 	return m, d.err
 }
 
@@ -361,6 +403,11 @@ func DecodeTimeResp(p []byte) (TimeResp, error) {
 		Zone: d.str("zone"), ZoneOffset: int32(d.u32("zone offset"))}
 	if d.err == nil && (m.ZoneOffset < -18*3600 || m.ZoneOffset > 18*3600) {
 		d.err = fmt.Errorf("%w: time response: zone offset %ds out of range", ErrMalformed, m.ZoneOffset)
+	}
+	if d.err == nil {
+		if err := CheckZone(m.Zone); err != nil {
+			d.err = fmt.Errorf("time response: %w", err)
+		}
 	}
 	return m, d.err
 }
@@ -428,77 +475,182 @@ func DecodeProbe(t Type, p []byte) (Probe, error) {
 	return m, d.err
 }
 
-// Decode decodes a payload of a known type. Hello is left to DecodeHello.
+// Spec describes one message type: what Decode knows of it.
+type Spec struct {
+	Type Type
+	Name string
+	// Example is a valid message of this type, every slice in it with at
+	// least one element: tests derive hostile variants of it field by
+	// field.
+	Example Message
+	decode  func(Type, []byte) (Message, error)
+}
+
+// exampleID is a well-formed node id for the examples.
+const exampleID = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+// specs lists every message type this version speaks.
+var specs = []Spec{
+	{TypeHello, "hello", Hello{Version: ProtocolVersion, ID: exampleID, Name: "alice", UDPPort: 1, Session: 1, Via: 1, TCPPort: 1},
+		func(_ Type, p []byte) (Message, error) { return DecodeHello(p) }},
+	{TypeWelcome, "welcome", Welcome{Status: WelcomeRefused, Reason: "busy"},
+		func(_ Type, p []byte) (Message, error) { return DecodeWelcome(p) }},
+	{TypeChat, "chat", Chat{MsgID: 1, Sent: 1, Text: "hello"},
+		func(_ Type, p []byte) (Message, error) { return DecodeChat(p) }},
+	{TypeNick, "nick", Nick{Name: "bob"},
+		func(_ Type, p []byte) (Message, error) { return DecodeNick(p) }},
+	{TypeBye, "bye", Bye{Reason: "quit"},
+		func(_ Type, p []byte) (Message, error) { return DecodeBye(p) }},
+	{TypeTimeReq, "time request", TimeReq{ReqID: 1, T1: 1},
+		func(_ Type, p []byte) (Message, error) { return DecodeTimeReq(p) }},
+	{TypeTimeResp, "time response", TimeResp{ReqID: 1, T1: 1, T2: 2, T3: 3, Zone: "CET", ZoneOffset: 3600},
+		func(_ Type, p []byte) (Message, error) { return DecodeTimeResp(p) }},
+	{TypeEchoReq, "echo request", Echo{ReqID: 1, Payload: []byte("ping")},
+		func(t Type, p []byte) (Message, error) { return DecodeEcho(t, p) }},
+	{TypeEchoResp, "echo response", Echo{Reply: true, ReqID: 1, Payload: []byte("ping")},
+		func(t Type, p []byte) (Message, error) { return DecodeEcho(t, p) }},
+	{TypeProbe, "probe", Probe{Nonce: 1},
+		func(t Type, p []byte) (Message, error) { return DecodeProbe(t, p) }},
+	{TypeProbeAck, "probe ack", Probe{Ack: true, Nonce: 1},
+		func(t Type, p []byte) (Message, error) { return DecodeProbe(t, p) }},
+	{TypeAck, "ack", Ack{Upto: 1},
+		func(_ Type, p []byte) (Message, error) { return DecodeAck(p) }},
+	{TypeBeat, "heartbeat", Beat{},
+		func(Type, []byte) (Message, error) { return Beat{}, nil }},
+	{TypePeerList, "peer list", PeerList{Peers: []PeerRef{{ID: exampleID, Addr: "10.0.0.1:4000"}}},
+		func(_ Type, p []byte) (Message, error) { return DecodePeerList(p) }},
+	{TypeAway, "away", Away{Away: true, Text: "at lunch"},
+		func(_ Type, p []byte) (Message, error) { return DecodeAway(p) }},
+	{TypeUDPChat, "udp chat", UDPChat{Sent: 1, Text: "hello"},
+		func(_ Type, p []byte) (Message, error) { return DecodeUDPChat(p) }},
+}
+
+// registry indexes specs by type (filled by init: the decoders name
+// types through it).
+var registry [256]*Spec
+
+func init() {
+	for i := range specs {
+		s := &specs[i]
+		if registry[s.Type] != nil || s.Example.Type() != s.Type {
+			panic(fmt.Sprintf("transport: bad message registry entry for type %d", s.Type))
+		}
+		registry[s.Type] = s
+	}
+}
+
+// Specs lists every message type this version speaks, in type order.
+func Specs() []Spec { return append([]Spec(nil), specs...) }
+
+// Decode decodes a payload of a known type. Every string field of every
+// message is checked against its grammar here (CheckName, CheckNodeID,
+// CheckAddr, CheckZone, CheckReason, CheckText), so nothing a peer sends
+// gets further without it.
 func Decode(t Type, p []byte) (Message, error) {
-	switch t {
-	case TypeHello:
-		return DecodeHello(p)
-	case TypeWelcome:
-		return DecodeWelcome(p)
-	case TypeChat:
-		return DecodeChat(p)
-	case TypeNick:
-		return DecodeNick(p)
-	case TypeBye:
-		return DecodeBye(p)
-	case TypeTimeReq:
-		return DecodeTimeReq(p)
-	case TypeTimeResp:
-		return DecodeTimeResp(p)
-	case TypeEchoReq, TypeEchoResp:
-		return DecodeEcho(t, p)
-	case TypeProbe, TypeProbeAck:
-		return DecodeProbe(t, p)
-	case TypeAck:
-		return DecodeAck(p)
-	case TypeBeat:
-		return Beat{}, nil
-	case TypePeerList:
-		return DecodePeerList(p)
-	case TypeAway:
-		return DecodeAway(p)
-	case TypeUDPChat:
-		return DecodeUDPChat(p)
+	if s := registry[t]; s != nil {
+		return s.decode(t, p)
 	}
 	return nil, fmt.Errorf("%w: %v", ErrUnknownType, t)
 }
 
-// CheckName reports whether s can be a node name: 1 to MaxNameLen bytes of
-// printable UTF-8 without spaces, so that it can be typed as a command
-// argument.
-func CheckName(s string) error {
-	switch {
-	case s == "":
-		return fmt.Errorf("name is empty")
-	case len(s) > MaxNameLen:
-		return fmt.Errorf("name is %d bytes long, limit %d", len(s), MaxNameLen)
-	case !utf8.ValidString(s):
-		return fmt.Errorf("name is not valid UTF-8")
-	case s[0] == '/':
-		return fmt.Errorf("name %q starts with '/'", s)
+// CheckName reports whether s can be a node name as received: a valid
+// name in its enforced form (package names: PRECIS Nickname, one word,
+// no invisible or control characters, not an id look-alike).
+func CheckName(s string) error { return names.Check(s) }
+
+// CheckNodeID reports whether s is a node id: IDLen characters of base32
+// (A-Z, 2-7) in canonical form (identity.ValidID).
+func CheckNodeID(s string) error {
+	if !identity.ValidID(s) {
+		return fmt.Errorf("%q is not a node id (%d characters of A-Z and 2-7)", clip(s), IDLen)
 	}
-	for _, r := range s {
-		if r <= ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0x2028 || r == 0x2029 {
-			return fmt.Errorf("name %q contains a space or control character", s)
+	return nil
+}
+
+// CheckAddr reports whether s is where a node listens: "ip:port" (IPv6
+// in brackets) with a literal IP address that is neither unspecified nor
+// multicast, no zone, and a port from 1 to 65535; at most MaxAddr bytes.
+func CheckAddr(s string) error { return checkAddr([]byte(s)) }
+
+func checkAddr(b []byte) error {
+	if len(b) > MaxAddr {
+		return fmt.Errorf("address of %d bytes, limit %d", len(b), MaxAddr)
+	}
+	var ap netip.AddrPort
+	if err := ap.UnmarshalText(b); err != nil || !ap.IsValid() {
+		return fmt.Errorf("%q is not an ip:port address", clip(string(b)))
+	}
+	a := ap.Addr()
+	switch {
+	case ap.Port() == 0:
+		return fmt.Errorf("address %s has port 0", ap)
+	case a.Zone() != "":
+		return fmt.Errorf("address %q has a zone, which means nothing on another host", clip(string(b)))
+	case a.IsUnspecified() || a.IsMulticast():
+		return fmt.Errorf("address %s is not a node's", ap)
+	}
+	return nil
+}
+
+// CheckZone reports whether s can be a time zone name: up to MaxZone
+// bytes of A-Z, a-z, 0-9 and "+-_/" ("CET", "+03", "America/New_York").
+// It may be empty: a zone made with a bare offset has no name.
+func CheckZone(s string) error {
+	if len(s) > MaxZone {
+		return fmt.Errorf("%w: zone name of %d bytes, limit %d", ErrMalformed, len(s), MaxZone)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '+' || c == '-' || c == '_' || c == '/') {
+			return fmt.Errorf("%w: zone name %q: only letters, digits and +-_/ are allowed", ErrMalformed, clip(s))
 		}
 	}
 	return nil
 }
 
-// CheckText reports whether s can be a chat message: valid UTF-8 of at most
-// MaxText bytes without control characters other than tab (so that a peer
-// cannot move the cursor or clear the screen of the reader).
+// CheckReason reports whether s can be the reason of a welcome or a bye:
+// at most MaxReason bytes of valid UTF-8 without control, bidi or other
+// invisible format characters (termtext.Unsafe).
+func CheckReason(s string) error {
+	if len(s) > MaxReason {
+		return fmt.Errorf("%w: reason is %d bytes long, limit %d", ErrTooLong, len(s), MaxReason)
+	}
+	return checkChars("reason", s, false)
+}
+
+// CheckText reports whether s can be a chat message: valid UTF-8 of at
+// most MaxText bytes without control characters other than tab, and
+// without bidi or other invisible format characters (termtext.Unsafe),
+// so that a peer cannot move the cursor, clear the screen or reorder the
+// line of the reader.
 func CheckText(s string) error {
 	if len(s) > MaxText {
 		return fmt.Errorf("%w: message is %d bytes long, limit %d", ErrTooLong, len(s), MaxText)
 	}
-	if !utf8.ValidString(s) {
-		return fmt.Errorf("%w: message is not valid UTF-8", ErrMalformed)
-	}
-	for _, r := range s {
-		if (r < ' ' && r != '\t') || r == 0x7f || (r >= 0x80 && r < 0xa0) {
-			return fmt.Errorf("%w: message contains control character %U", ErrMalformed, r)
+	return checkChars("message", s, true)
+}
+
+// checkChars refuses invalid UTF-8 and every termtext.Unsafe character
+// (but tab, when allowed). It does not allocate.
+func checkChars(what, s string, tab bool) error {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c < 0x7f {
+			i++
+			continue
 		}
+		if c == '\t' && tab {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			return fmt.Errorf("%w: %s is not valid UTF-8", ErrMalformed, what)
+		}
+		if termtext.Unsafe(r) {
+			return fmt.Errorf("%w: %s contains the control or invisible character %U", ErrMalformed, what, r)
+		}
+		i += n
 	}
 	return nil
 }
@@ -592,4 +744,13 @@ func CheckUDPText(s string) error {
 		return fmt.Errorf("%w: message is %d bytes long; one datagram carries at most %d bytes of text", ErrTooLong, len(s), MaxUDPText)
 	}
 	return CheckText(s)
+}
+
+// clip shortens a refused value for an error message; the message is
+// sanitised when printed.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "..."
+	}
+	return s
 }

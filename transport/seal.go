@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"lanchat/identity"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -133,8 +134,8 @@ func ParseHeader(p []byte) (Header, error) {
 	if d.err != nil {
 		return h, d.err
 	}
-	if len(h.sender) == 0 || len(h.sender) > MaxIDLen {
-		return h, fmt.Errorf("%w: datagram: sender id of %d bytes", ErrMalformed, len(h.sender))
+	if !idShaped(h.sender) {
+		return h, fmt.Errorf("%w: datagram: sender %q is not a node id", ErrMalformed, h.sender[:min(len(h.sender), 64)])
 	}
 	h.aad = p[:len(p)-len(d.b)]
 	h.sealed = d.b
@@ -165,13 +166,13 @@ func (c *Channel) open(dst []byte, h Header) (Type, []byte, error) {
 	plain, err := c.recv.Open(dst, n[:], h.sealed, h.aad)
 	nonces.Put(n)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w from %s", ErrAuth, h.sender)
+		return 0, nil, fmt.Errorf("%w from %q", ErrAuth, h.sender)
 	}
 	c.mu.Lock()
 	fresh := c.win.accept(h.Counter)
 	c.mu.Unlock()
 	if !fresh {
-		return 0, nil, fmt.Errorf("%w from %s (counter %d)", ErrReplay, h.sender, h.Counter)
+		return 0, nil, fmt.Errorf("%w from %q (counter %d)", ErrReplay, h.sender, h.Counter)
 	}
 	if len(plain) == 0 {
 		return 0, nil, fmt.Errorf("%w: sealed datagram without a type", ErrMalformed)
@@ -236,4 +237,19 @@ func (w *replayWindow) isSet(n uint64) bool { return w.bits[(n/64)%(windowSize/6
 // with NewChannel.
 func NewChannelAEAD(send, recv cipher.AEAD) *Channel {
 	return &Channel{send: send, recv: recv}
+}
+
+// idShaped reports whether b has the shape of a node id: identity.IDLen
+// characters of base32 (A-Z, 2-7). It is checked on every datagram, so it
+// is a loop, not a decode; the id must also be a peer's to be used.
+func idShaped(b []byte) bool {
+	if len(b) != identity.IDLen {
+		return false
+	}
+	for _, c := range b {
+		if !('A' <= c && c <= 'Z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
 }

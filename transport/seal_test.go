@@ -3,6 +3,7 @@ package transport
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -35,12 +36,12 @@ func TestSealRoundTrip(t *testing.T) {
 		default:
 			continue
 		}
-		p, err := a.Seal(nil, "alice", m)
+		p, err := a.Seal(nil, aliceID, m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h, err := ParseHeader(p)
-		if err != nil || h.Sender() != "alice" {
+		if err != nil || h.Sender() != aliceID {
 			t.Fatalf("%v: header %+v, %v", m.Type(), h, err)
 		}
 		got, err := b.Open(h)
@@ -55,7 +56,7 @@ func TestSealRoundTrip(t *testing.T) {
 
 func TestSealedDatagramIsNotCleartext(t *testing.T) {
 	a, _ := testChannels(t)
-	p, err := a.Seal(nil, "alice", Echo{ReqID: 1, Payload: []byte("top secret payload")})
+	p, err := a.Seal(nil, aliceID, Echo{ReqID: 1, Payload: []byte("top secret payload")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,13 +67,13 @@ func TestSealedDatagramIsNotCleartext(t *testing.T) {
 
 func TestOpenRejects(t *testing.T) {
 	a, b := testChannels(t)
-	good, _ := a.Seal(nil, "alice", Echo{ReqID: 7, Payload: []byte("x")})
+	good, _ := a.Seal(nil, aliceID, Echo{ReqID: 7, Payload: []byte("x")})
 	flipped := bytes.Clone(good)
 	flipped[len(flipped)-3] ^= 0x10
 	hdrFlip := bytes.Clone(good)
 	hdrFlip[4] ^= 0x01                                  // in the sender id: authenticated as additional data
-	wrongDir, _ := b.Seal(nil, "alice", Echo{ReqID: 8}) // b's send key is not a's
-	chat, _ := a.Seal(nil, "alice", Chat{Text: "tcp only"})
+	wrongDir, _ := b.Seal(nil, aliceID, Echo{ReqID: 8}) // b's send key is not a's
+	chat, _ := a.Seal(nil, aliceID, Chat{Text: "tcp only"})
 	tests := []struct {
 		name string
 		in   []byte
@@ -124,3 +125,7 @@ func TestNewChannelKeySize(t *testing.T) {
 		t.Fatal("short key accepted")
 	}
 }
+
+// aliceID has the shape of a node id; a bit flipped in its first letter
+// leaves it one (C becomes B), so a tampered header fails authentication.
+var aliceID = "C" + strings.Repeat("A", 51)

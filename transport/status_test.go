@@ -75,7 +75,7 @@ func TestUDPChatOverDatagrams(t *testing.T) {
 		{Chat{MsgID: 1, Text: "hi"}, false},
 		{Away{Away: true}, false},
 	} {
-		p, err := a.Seal(nil, "alice", tt.m)
+		p, err := a.Seal(nil, exampleID, tt.m)
 		if err != nil {
 			t.Fatal(err)
 		}

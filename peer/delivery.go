@@ -1,0 +1,130 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"lanchat/store"
+	"lanchat/transport"
+)
+
+// Receiving with a store: a chat message is shown, and acknowledged, only
+// once the store has it on disk, so that an acknowledged message survives
+// a crash of the receiver and a resend after either side restarted is
+// never shown twice. The reader hands each message to the store at once
+// (commits are grouped) and queues it; a delivery goroutine, which exists
+// while the queue is not empty, waits for each commit in order, shows the
+// message and sends one cumulative acknowledgement once the queue runs
+// dry.
+
+// maxArrivals bounds the messages of one peer waiting for their commit:
+// beyond it the reader waits, and so does the peer's sending.
+const maxArrivals = 1024
+
+// arrival is a message read and handed to the store.
+type arrival struct {
+	c     *store.Commit
+	fresh bool
+	chat  Chat
+}
+
+// errNotStored is wrapped when a received message could not be stored:
+// the connection is closed (nothing after it may be acknowledged), and
+// the peer sends it again on the next.
+var errNotStored = errors.New("could not store a message")
+
+// receiveStored hands m to the store and queues it for delivery.
+func (l *link) receiveStored(m transport.Chat, at time.Time) error {
+	ref := l.p.ref()
+	sent := time.Unix(0, m.Sent)
+	fresh, c, err := l.n.store.Receive(store.In{From: l.id, Name: ref.Name, Epoch: l.epoch, ID: m.MsgID,
+		Direct: m.Direct, Text: m.Text, Sent: sent})
+	if err != nil {
+		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
+	}
+	l.rmu.Lock()
+	for len(l.arrivals) >= maxArrivals && !l.rclosed {
+		l.rcond.Wait()
+	}
+	if l.rclosed {
+		l.rmu.Unlock()
+		return nil
+	}
+	l.arrivals = append(l.arrivals, arrival{c: c, fresh: fresh,
+		chat: Chat{From: ref, MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: sent, Action: m.Flags&transport.ChatAction != 0}})
+	if !l.delivering {
+		l.delivering = true
+		l.rwg.Add(1)
+		go l.deliver()
+	}
+	l.rmu.Unlock()
+	return nil
+}
+
+// deliver shows the queued messages as their commits complete, in order,
+// and acknowledges them; it exits when the queue is empty.
+func (l *link) deliver() {
+	defer l.rwg.Done()
+	for {
+		l.rmu.Lock()
+		if len(l.arrivals) == 0 || l.rclosed {
+			l.delivering = false
+			l.rmu.Unlock()
+			l.sendAck()
+			return
+		}
+		a := l.arrivals[0]
+		l.arrivals[0] = arrival{}
+		l.arrivals = l.arrivals[1:]
+		l.rcond.Broadcast()
+		l.rmu.Unlock()
+		select {
+		case <-a.c.Done():
+		case <-l.n.ctx.Done():
+			l.stopDelivery()
+			return
+		}
+		if err := a.c.Err(); err != nil {
+			// Nothing after it may be acknowledged: a cumulative ack
+			// would cover it. The connection goes; the peer resends.
+			l.n.emit(Problem{Err: fmt.Errorf("a message from %s could not be stored, so it was not acknowledged (it will be sent again): %w", a.chat.From.Name, err)})
+			l.stopDelivery()
+			l.conn.Close()
+			return
+		}
+		if a.fresh {
+			l.n.emit(a.chat)
+		}
+		l.rmu.Lock()
+		l.rack = max(l.rack, a.chat.MsgID)
+		l.rmu.Unlock()
+	}
+}
+
+// stopDelivery drops what waits: the link is going.
+func (l *link) stopDelivery() {
+	l.rmu.Lock()
+	l.rclosed = true
+	l.arrivals = nil
+	l.delivering = false
+	l.rcond.Broadcast()
+	l.rmu.Unlock()
+}
+
+// sendAck acknowledges everything delivered, if not done yet. A full
+// write queue leaves it due: the keeper tries again.
+func (l *link) sendAck() {
+	l.rmu.Lock()
+	upto := l.rack
+	due := upto > l.rackSent
+	l.rmu.Unlock()
+	if !due {
+		return
+	}
+	if l.conn.Send(transport.Ack{Upto: upto}) == nil {
+		l.rmu.Lock()
+		l.rackSent = max(l.rackSent, upto)
+		l.rmu.Unlock()
+	}
+}

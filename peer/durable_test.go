@@ -1,0 +1,225 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"lanchat/identity"
+	"lanchat/store"
+)
+
+// host is what a node keeps between runs: its key, known peers and store.
+type host struct {
+	name  string
+	id    *identity.Identity
+	known *identity.Known
+	path  string
+}
+
+func newHost(t *testing.T, name string) *host {
+	t.Helper()
+	id, err := identity.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	known, _ := identity.LoadKnown("")
+	return &host{name: name, id: id, known: known, path: filepath.Join(t.TempDir(), "store.db")}
+}
+
+// start runs a node of h with its store.
+func (h *host) start(t *testing.T) *testNode {
+	t.Helper()
+	st, err := store.Open(h.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startNodeWith(t, Config{Name: h.name, Identity: h.id, Known: h.known, Store: st})
+}
+
+// chats collects n's chat events from sender id until it has count of
+// them, failing on a duplicate or one out of order.
+func chats(t *testing.T, n *testNode, from string, want []string) {
+	t.Helper()
+	for i, w := range want {
+		m := next(t, n, func(e Chat) bool { return e.From.ID == from })
+		if m.Text != w {
+			t.Fatalf("%s: message %d from %s is %q, want %q", n.Name(), i, ShortID(from), m.Text, w)
+		}
+	}
+}
+
+func texts(prefix string, n int) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("%s %04d", prefix, i))
+	}
+	return out
+}
+
+// TestStoredDelivery: with stores, every message is reported stored, then
+// delivered, and shown once in order.
+func TestStoredDelivery(t *testing.T) {
+	a, b := newHost(t, "alice").start(t), newHost(t, "bob").start(t)
+	connected(t, a, b)
+	want := texts("m", 300)
+	for _, w := range want {
+		if _, err := a.Say(w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	chats(t, b, a.ID(), want)
+	stored, delivered := 0, 0
+	deadline := time.After(wait)
+	for stored < len(want) || delivered < len(want) {
+		select {
+		case e := <-a.events:
+			switch e.(type) {
+			case Stored:
+				stored++
+			case Delivered:
+				delivered++
+			}
+		case <-deadline:
+			t.Fatalf("%d stored, %d delivered of %d", stored, delivered, len(want))
+		}
+	}
+	if n := a.PendingCount(); n != 0 {
+		t.Errorf("%d pending after every delivery", n)
+	}
+}
+
+// TestStoredAcrossRestarts: alice writes to bob while bob is not running,
+// alice restarts, then bob comes: every message arrives once, in order,
+// and none is shown again after bob restarts.
+func TestStoredAcrossRestarts(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a, b := ha.start(t), hb.start(t)
+	connected(t, a, b)
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
+	want := texts("while away", 200)
+	for _, w := range want {
+		if _, err := a.Tell("bob", w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range want {
+		next[Stored](t, a, nil)
+	}
+	a.stop()
+
+	a = ha.start(t)
+	if n := a.PendingCount(); n != len(want) {
+		t.Fatalf("after restarting, alice has %d messages waiting, want %d", n, len(want))
+	}
+	// A peer known from an earlier session, by name.
+	if _, err := a.Tell("bob", "one more"); err != nil {
+		t.Fatalf("direct message to bob, known but not seen this session: %v", err)
+	}
+	want = append(want, "one more")
+	b = hb.start(t)
+	connected(t, b, a)
+	chats(t, b, a.ID(), want)
+	for range want {
+		next(t, a, func(e Delivered) bool { return e.Peer.ID == hb.id.ID })
+	}
+	// bob restarts: nothing is shown twice (alice resends nothing: all
+	// was acknowledged; and what she would resend is known to bob).
+	b.stop()
+	b = hb.start(t)
+	connected(t, b, a)
+	if _, err := a.Tell("bob", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if m := next(t, b, func(e Chat) bool { return e.From.ID == a.ID() }); m.Text != "after" {
+		t.Fatalf("bob after his restart got %q first", m.Text)
+	}
+}
+
+// TestWindowRefill: more messages than a peer's window wait on disk and
+// go, in order, once it is connected; /drop discards what waits.
+func TestWindowRefill(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a, b := ha.start(t), hb.start(t)
+	connected(t, a, b)
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
+	want := texts("bulk", 3*windowMessages)
+	for _, w := range want {
+		if _, err := a.Tell("bob", w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range want {
+		next[Stored](t, a, nil)
+	}
+	a.mu.Lock()
+	p := a.peers[hb.id.ID]
+	a.mu.Unlock()
+	if p != nil {
+		p.mu.Lock()
+		held := len(p.outbox)
+		p.mu.Unlock()
+		if held > windowMessages {
+			t.Errorf("alice holds %d messages for bob in memory, window %d", held, windowMessages)
+		}
+	}
+	b = hb.start(t)
+	connected(t, b, a)
+	chats(t, b, a.ID(), want)
+
+	// /drop: what waits for a peer not connected is discarded, counted.
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
+	for i := range 5 {
+		if _, err := a.Tell("bob", fmt.Sprint("dropped ", i)); err != nil {
+			t.Fatal(err)
+		}
+		next[Stored](t, a, nil)
+	}
+	if _, n, err := a.Drop("bob"); err != nil || n != 5 {
+		t.Fatalf("drop: %d, %v; want 5", n, err)
+	}
+	if n := a.PendingCount(); n != 0 {
+		t.Errorf("%d pending after /drop", n)
+	}
+}
+
+// TestStoreFullRefused: a peer over its bound gets an error naming it;
+// nothing is silently dropped, and the others still get the message.
+func TestStoreFullRefused(t *testing.T) {
+	ha, hb, hc := newHost(t, "alice"), newHost(t, "bob"), newHost(t, "carol")
+	st, err := store.Open(ha.path, store.Options{PeerMessages: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startNodeWith(t, Config{Name: "alice", Identity: ha.id, Known: ha.known, Store: st})
+	b, c := hb.start(t), hc.start(t)
+	connected(t, a, b)
+	connected(t, a, c)
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
+	for i := range 10 {
+		if _, err := a.Say(fmt.Sprint("fits ", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		next(t, a, func(e Delivered) bool { return e.Peer.ID == c.ID() })
+	}
+	sent, err := a.Say("too many")
+	if !errors.Is(err, store.ErrFull) {
+		t.Fatalf("11th message to away bob: %v, want store.ErrFull", err)
+	}
+	if len(sent.To) != 1 || sent.To[0].ID != c.ID() {
+		t.Fatalf("the message went to %+v, want carol alone", sent.To)
+	}
+	chats(t, c, a.ID(), []string{"fits 0", "fits 1", "fits 2", "fits 3", "fits 4", "fits 5", "fits 6", "fits 7", "fits 8", "fits 9", "too many"})
+	next(t, a, func(e Delivered) bool { return e.Peer.ID == c.ID() && e.MsgID == sent.MsgID })
+	if n := a.PendingCount(); n != 10 {
+		t.Errorf("%d pending, want bob's 10", n)
+	}
+}
