@@ -13,12 +13,14 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"os/user"
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -30,6 +32,7 @@ import (
 	"lanchat/console"
 	"lanchat/discovery"
 	"lanchat/identity"
+	"lanchat/invite"
 	"lanchat/names"
 	"lanchat/peer"
 	"lanchat/store"
@@ -48,12 +51,17 @@ func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 type options struct {
-	identity    string
-	name        string
-	port        int
+	identity string
+	name     string
+	port     int
+	// portGiven is set when --port was given: otherwise the port of the
+	// last run is taken again when free (remembered addresses need it).
+	portGiven   bool
 	ifaces      listFlag
 	peers       listFlag
 	noMDNS      bool
+	noBroadcast bool
+	peersFile   string
 	noHist      bool
 	download    string
 	accept      string
@@ -74,13 +82,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.name, "name", defaultName(), "your name as peers see it")
 	fs.StringVar(&o.identity, "identity", "", "identity key file; known peers are kept beside it (default: the user config dir's lanchat/"+identity.KeyFile+")")
-	fs.IntVar(&o.port, "port", 0, "TCP and UDP port to listen on (0: chosen by the system)")
+	fs.IntVar(&o.port, "port", 0, "TCP and UDP port to listen on (0: chosen by the system; by default the port of the last run when free)")
 	fs.Var(&o.ifaces, "iface", "run mDNS on this interface only (repeatable)")
-	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
+	fs.Var(&o.peers, "peer", "connect to this [ID@]HOST:PORT or invite line (lanchat://ID@HOST:PORT,...) at start, for networks without multicast; with ID, the node must prove that id (repeatable)")
 	fs.BoolVar(&o.noMDNS, "no-mdns", false, "neither advertise nor browse over mDNS")
 	fs.BoolVar(&o.noHist, "no-history", false, "keep no chat history (messages waiting for delivery are still kept on disk)")
 	fs.StringVar(&o.download, "download-dir", "", "where received files land (default: $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat)")
 	fs.StringVar(&o.accept, "accept-from", "ask", "file offers: ask for each (ask), or accept those from peers trusted in known_peers (trusted)")
+	fs.BoolVar(&o.noBroadcast, "no-broadcast", false, fmt.Sprintf("neither send nor hear the broadcast beacon (UDP port %d)", discovery.BeaconPort))
+	fs.StringVar(&o.peersFile, "peers-file", "", "file of nodes to connect to, one [ID@]HOST:PORT or invite line per line, re-read when it changes (default: the user config dir's lanchat/peers)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
 	fs.BoolVar(&o.noBell, "no-bell", false, "do not ring the terminal bell for direct messages and lines naming you")
 	fs.IntVar(&o.waitPeers, "wait-peers", 0, "before reading any input, wait until `N` peers are connected (for scripts); fail after --wait-timeout")
@@ -100,6 +110,7 @@ Flags:
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
+	fs.Visit(func(f *flag.Flag) { o.portGiven = o.portGiven || f.Name == "port" })
 	if fs.NArg() > 0 {
 		hint := ""
 		if fs.NArg() == 1 && transport.CheckName(fs.Arg(0)) == nil && !strings.HasPrefix(fs.Arg(0), "-") {
@@ -254,6 +265,12 @@ func run(args []string) int {
 		return 2
 	}
 	o.name = name
+	for _, p := range o.peers {
+		if _, err := invite.Parse(p); err != nil {
+			fmt.Fprintf(os.Stderr, "lanchat: --peer %s: %v\n", p, err)
+			return 2
+		}
+	}
 	level := slog.LevelInfo
 	if o.verbose {
 		level = slog.LevelDebug
@@ -315,11 +332,12 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			logger.Warn("closing the message store", "err", err)
 		}
 	}()
-	tr, err := transport.Listen(o.port)
+	tr, err := listen(o, strings.TrimSuffix(keyPath, filepath.Ext(keyPath))+".port", logger)
 	if err != nil {
 		return err
 	}
 	defer tr.Close()
+	book := addressBook(known)
 	// discovery is set once mDNS runs; a lost peer makes it look again.
 	var disc atomic.Pointer[discovery.Service]
 	peerUp := make(chan struct{}, 1)
@@ -349,6 +367,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			}
 			c.Close()
 		},
+		Addresses: book,
 	})
 	if err != nil {
 		return err
@@ -380,10 +399,26 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			node.Discovered(peer.Found{Instance: e.Instance, ID: e.ID, Addrs: e.Addrs, Answer: e.Answer})
 		}))
 	}
-	for _, arg := range o.peers {
-		id, addr := peer.SplitPeerAddr(arg)
-		node.ConnectManual(nodeCtx, addr, id)
+	// beacons is set once the broadcast beacon runs.
+	var beacons *discovery.Beacons
+	if !o.noBroadcast {
+		beacons, err = discovery.StartBeacons(nodeCtx, discovery.BeaconConfig{
+			Identity: ident, Name: o.name, Port: tr.TCPPort(), UDPPort: tr.UDPPort(),
+			Ifaces: o.ifaces, Logger: logger,
+			Alone: func() bool { return node.Connected() == 0 }, Watch: node.Watches,
+		}, func(e discovery.Entry) {
+			node.Discovered(peer.Found{Via: peer.ViaBroadcast, Instance: e.Instance, ID: e.ID, Addrs: e.Addrs})
+		})
+		if err != nil {
+			logger.Warn("broadcast discovery is off", "err", err)
+		}
 	}
+	for _, arg := range o.peers {
+		t, _ := invite.Parse(arg) // checked in run
+		node.ConnectGiven(nodeCtx, "--peer "+arg, t.Addrs, t.ID)
+	}
+	peersDone := watchPeersFile(nodeCtx, o.peersFile, node, logger)
+	defer func() { stopNode(); <-peersDone }()
 
 	terminal := !o.json && term.IsTerminal(int(os.Stdin.Fd())) && term.IsTerminal(int(os.Stdout.Fd()))
 	tm, err := startTransfers(o, node, ident.ID, logger)
@@ -406,7 +441,17 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)
 			}
+			if beacons != nil {
+				beacons.SetName(name)
+			}
 			return nil
+		},
+		Invite: func() (string, error) {
+			addrs := discovery.LocalAddrs(o.ifaces)
+			if len(addrs) == 0 {
+				return "", errors.New("no address to invite to: no interface is up")
+			}
+			return invite.Format(node.ID(), addrs, tr.TCPPort()), nil
 		},
 	})
 	runErr := con.Run(ctx)
@@ -422,6 +467,9 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	node.Leave(sctx, "quit")
 	if d := disc.Load(); d != nil {
 		d.Close()
+	}
+	if beacons != nil {
+		beacons.Close()
 	}
 	stopNode()
 	select {
@@ -498,6 +546,98 @@ func historyOf(st *store.Store, off bool) console.History {
 		return nil
 	}
 	return st
+}
+
+// addressBook is where the node remembers the addresses of its peers
+// across restarts: the known peers file (identity.Known), for pinned ids.
+func addressBook(known *identity.Known) peer.AddressBook { return knownBook{known} }
+
+// knownBook is identity.Known as a peer.AddressBook.
+type knownBook struct{ k *identity.Known }
+
+func (b knownBook) Remember(id, addr string, _ time.Time) error {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return fmt.Errorf("remember %s: %w", addr, err)
+	}
+	if err := b.k.RecordAddr(id, ap); err != nil && !errors.Is(err, identity.ErrUnknownID) {
+		return err
+	}
+	return nil // an id without a pin (a name conflict) is not remembered
+}
+
+func (b knownBook) Addresses(id string) []string {
+	var out []string
+	for _, a := range b.k.Addrs(id) {
+		out = append(out, a.AddrPort.String())
+	}
+	return out
+}
+
+func (b knownBook) IDs() []string {
+	var out []string
+	for _, r := range b.k.Remembered() {
+		out = append(out, r.ID)
+	}
+	return out
+}
+
+// listen binds the node's ports: the one given, or else the one of the
+// last run when it is free (kept in file, beside the identity key and
+// named after it: identity.port), so that peers that remember
+// this node's address find it again after a restart; else one the
+// system chooses.
+func listen(o options, file string, logger *slog.Logger) (*transport.Transport, error) {
+	if o.portGiven {
+		return transport.Listen(o.port)
+	}
+	if b, err := os.ReadFile(file); err == nil {
+		if last, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && last > 0 && last <= 65535 {
+			if tr, err := transport.Listen(last); err == nil {
+				return tr, nil
+			}
+			logger.Debug("the port of the last run is taken; the system chooses one", "port", last)
+		}
+	}
+	tr, err := transport.Listen(0)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(file, []byte(strconv.Itoa(tr.TCPPort())+"\n"), 0o600); err != nil {
+		logger.Debug("the port is not kept for the next run", "file", file, "err", err)
+	}
+	return tr, nil
+}
+
+// watchPeersFile dials the nodes listed in the peers file (path, or the
+// default) while they are listed, re-reading it when it changes; bad
+// lines are logged with the file and line. The returned channel is closed
+// when the watcher has stopped (with ctx).
+func watchPeersFile(ctx context.Context, path string, node *peer.Node, logger *slog.Logger) <-chan struct{} {
+	done := make(chan struct{})
+	if path == "" {
+		dir, err := os.UserConfigDir()
+		if err != nil {
+			close(done)
+			return done
+		}
+		path = filepath.Join(dir, "lanchat", "peers")
+	}
+	givens := node.NewGivens(ctx)
+	go func() {
+		defer close(done)
+		invite.Watch(ctx, path, 0, func(entries []invite.Entry, errs []error) {
+			for _, err := range errs {
+				logger.Warn("skipping a line of the peers file", "err", err)
+			}
+			var list []peer.Given
+			for _, e := range entries {
+				list = append(list, peer.Given{What: fmt.Sprintf("peers file %s line %d", path, e.Line), ID: e.ID, Addrs: e.Addrs})
+			}
+			givens.Set(list)
+		})
+	}()
+	return done
 }
 
 // slogWriter turns standard-log lines into debug records.

@@ -303,6 +303,19 @@ func run(o options, progress func(string)) (*report, error) {
 				return nil, err
 			}
 		}
+		for _, count := range o.nodes {
+			if count != 8 && count != 32 {
+				continue
+			}
+			progress(fmt.Sprintf("mesh of %d node processes through the broadcast beacon, mDNS blocked", count))
+			if err := netBroadcastScale(r, count); err != nil {
+				return nil, err
+			}
+		}
+		progress("two restarted nodes through remembered addresses")
+		if err := netRemembered(r, 3); err != nil {
+			return nil, err
+		}
 	}
 
 	progress(fmt.Sprintf("memory of %d node processes", o.procs))

@@ -5,9 +5,15 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+
+	"lanchat/discovery"
 )
+
+// discoveryBeaconPort is the broadcast beacon's UDP port.
+const discoveryBeaconPort = discovery.BeaconPort
 
 // onHost makes node processes start on host i of l.
 func onHost(l *lan, i int) func(exe string, args ...string) *exec.Cmd {
@@ -247,5 +253,177 @@ func netScale(r *report, count, rounds int, late bool) error {
 	if late {
 		r.add(fmt.Sprintf("the same a minute later, over 30 s, %d nodes (netns)", count), float64(idleLate)/(1<<20), "MiB", 0, "≤ 15 MB", yes(float64(idleLate) <= 15e6))
 	}
+	return nil
+}
+
+// blockUDP makes every host of l drop UDP to and from ports (mDNS, the
+// beacon), as a network that filters them would.
+func blockUDP(l *lan, ports ...int) error {
+	var set []string
+	for _, p := range ports {
+		set = append(set, fmt.Sprint(p))
+	}
+	ps := "{ " + strings.Join(set, ", ") + " }"
+	rules := fmt.Sprintf("table inet lcbdrop {\n"+
+		" chain in {\n  type filter hook input priority -2; policy accept;\n  udp dport %[1]s drop\n  udp sport %[1]s drop\n }\n"+
+		" chain out {\n  type filter hook output priority -2; policy accept;\n  udp dport %[1]s drop\n }\n}\n", ps)
+	for _, ns := range l.hosts {
+		cmd := exec.Command("ip", "netns", "exec", ns, "nft", "-f", "-")
+		cmd.Stdin = strings.NewReader(rules)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("nft in %s: %w: %s", ns, err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// rowValue is the value of the row named measure in r, 0 if none.
+func rowValue(r *report, measure string) float64 {
+	for _, x := range r.rows {
+		if x.Measure == measure {
+			return x.Value
+		}
+	}
+	return 0
+}
+
+// netBroadcastScale starts count nodes on count hosts at once with mDNS
+// dropped on every host, so that they find each other through the
+// broadcast beacon only, and measures the mesh formation against the
+// mDNS figure of the same run (goal: within 2×).
+func netBroadcastScale(r *report, count int) error {
+	measure := fmt.Sprintf("broadcast full mesh of %d nodes formed, mDNS blocked (netns)", count)
+	if _, err := exec.LookPath("nft"); err != nil {
+		r.add(measure+": not measured, no nft", 0, "", 0, "", nil)
+		return nil
+	}
+	l, dir, cleanup, err := lanWithHomes(count)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := blockUDP(l, 5353); err != nil {
+		return err
+	}
+	ps := make([]*proc, count)
+	errs := make([]error, count)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range ps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ps[i], errs[i] = startProc(dir, fmt.Sprintf("b%d", i), onHost(l, i))
+		}()
+	}
+	wg.Wait()
+	defer func() {
+		var qw sync.WaitGroup
+		for _, p := range ps {
+			if p != nil {
+				qw.Add(1)
+				go func() { defer qw.Done(); p.quit() }()
+			}
+		}
+		qw.Wait()
+	}()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	var last time.Time
+	pairs, incomplete := 0, 0
+	deadline := time.Now().Add(60 * time.Second)
+	for _, p := range ps {
+		ups, err := peersUp(p, nil, count-1, time.Until(deadline))
+		pairs += len(ups)
+		if err != nil {
+			incomplete++
+		}
+		for _, at := range ups {
+			if at.After(last) {
+				last = at
+			}
+		}
+	}
+	if incomplete > 0 {
+		r.add(fmt.Sprintf("broadcast mesh of %d nodes NOT complete after 60 s: peer connections seen (netns)", count),
+			float64(pairs), "of "+fmt.Sprint(count*(count-1)), 0, "", yes(false))
+		return nil
+	}
+	formed := last.Sub(start)
+	mdns := rowValue(r, fmt.Sprintf("mDNS full mesh of %d nodes formed (netns)", count))
+	var met *bool
+	target := ""
+	if mdns > 0 {
+		met, target = yes(ms(formed) <= 2*mdns), "≤ 2× mDNS"
+	}
+	r.add(measure, ms(formed), "ms", mdns, target, met)
+	return nil
+}
+
+// netRemembered: two nodes that met once (by hand) restart, with mDNS and
+// the beacon dropped, on the ports they had; how soon after the second
+// started are they connected again, through the addresses they
+// remembered? Measured from the second one's start, over rounds.
+func netRemembered(r *report, rounds int) error {
+	measure := "restarted pair connected again through remembered addresses, p50 (netns)"
+	if _, err := exec.LookPath("nft"); err != nil {
+		r.add(measure+": not measured, no nft", 0, "", 0, "", nil)
+		return nil
+	}
+	l, dir, cleanup, err := lanWithHomes(2)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if err := blockUDP(l, 5353, discoveryBeaconPort); err != nil {
+		return err
+	}
+	a, err := startProc(dir, "ra", onHost(l, 0))
+	if err != nil {
+		return err
+	}
+	b, err := startProc(dir, "rb", onHost(l, 1), "--peer", fmt.Sprintf("%s@%s.1:%d", a.id, l.subnet, a.port))
+	if err != nil {
+		a.quit()
+		return err
+	}
+	if _, err := peersUp(a, map[string]bool{b.id: true}, 1, 10*time.Second); err != nil {
+		a.quit()
+		b.quit()
+		return fmt.Errorf("remembered: first meeting: %w", err)
+	}
+	var took []time.Duration
+	for round := 0; round < rounds; round++ {
+		a.quit()
+		b.quit()
+		if a, err = startProc(dir, "ra", onHost(l, 0), "--port", fmt.Sprint(a.port)); err != nil {
+			return err
+		}
+		if b, err = startProc(dir, "rb", onHost(l, 1), "--port", fmt.Sprint(b.port)); err != nil {
+			a.quit()
+			return err
+		}
+		upA, errA := peersUp(a, map[string]bool{b.id: true}, 1, 10*time.Second)
+		upB, errB := peersUp(b, map[string]bool{a.id: true}, 1, 10*time.Second)
+		if errA != nil || errB != nil {
+			a.quit()
+			b.quit()
+			r.add("restarted pair NOT connected again within 10 s through remembered addresses (no address book wired?) (netns)", 0, "", 0, "≤ 1 s", yes(false))
+			return nil
+		}
+		done := upA[b.id]
+		if upB[a.id].After(done) {
+			done = upB[a.id]
+		}
+		took = append(took, done.Sub(b.started))
+	}
+	a.quit()
+	b.quit()
+	s := summarize(took)
+	r.add(measure, ms(s.p50), "ms", 0, "≤ 1 s", yes(s.p50 <= time.Second))
+	r.add("restarted pair connected again through remembered addresses, max (netns)", ms(s.max), "ms", 0, "", nil)
 	return nil
 }

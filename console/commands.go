@@ -16,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"lanchat/identity"
+	"lanchat/invite"
 	"lanchat/peer"
 	"lanchat/transport"
 )
@@ -46,7 +47,7 @@ func init() {
 		{"history", "/history [PEER] [-n N]", "show the last N lines (default 20), of all conversations or of one", (*Console).cmdHistory},
 		{"search", "/search TEXT", "find the lines that contain TEXT (case does not matter), newest first", (*Console).cmdSearch},
 		{"nick", "/nick NAME", "change your name (one word, not a name a peer holds); peers and mDNS learn it", (*Console).cmdNick},
-		{"connect", "/connect [ID@]HOST:PORT", "connect to a node that mDNS cannot find; with ID, it must prove that id", (*Console).cmdConnect},
+		{"connect", "/connect [ID@]HOST:PORT|INVITE", "connect to a node that mDNS cannot find; with ID (or an invite line from /invite), it must prove that id", (*Console).cmdConnect},
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
 		{"send", "/send PEER PATH...", "offer files and folders to PEER (\"quote\" paths with spaces); it sees the offer and accepts or not", (*Console).cmdSend},
 		{"accept", "/accept [ID]", "accept a transfer offered to you (default: the latest offer); also resumes one stopped by a full disk", (*Console).cmdAccept},
@@ -600,6 +601,9 @@ func (c *Console) cmdNick(_ context.Context, args []string, rest string) error {
 func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error {
 	if len(args) != 1 {
 		return errUsage
+	}
+	if invite.IsInvite(args[0]) {
+		return c.connectInvite(ctx, args[0])
 	}
 	expect, addr := peer.SplitPeerAddr(args[0])
 	host, port, err := net.SplitHostPort(addr)

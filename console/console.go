@@ -73,6 +73,8 @@ type Config struct {
 	Transfers Transfers
 	// Notices are shown after the ready line (a store moved aside).
 	Notices []string
+	// Invite makes the line /invite prints; nil disables /invite.
+	Invite func() (string, error)
 	// TCPPort and UDPPort are shown in the ready event.
 	TCPPort, UDPPort int
 	Version          string

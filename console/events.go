@@ -18,7 +18,7 @@ var Events = []Event{
 	ReadyEvent{}, PeerUpEvent{}, PeerDownEvent{}, PeerStateEvent{}, ChatEvent{}, SentEvent{},
 	DeliveredEvent{}, PendingEvent{}, TimeEvent{}, EchoEvent{}, EchoSummaryEvent{}, NickEvent{},
 	AwayEvent{}, PeersEvent{}, NoticeEvent{}, WarningEvent{}, WhoamiEvent{}, TrustEvent{},
-	ForgetEvent{}, VerifyEvent{}, DroppedEvent{}, HistoryEvent{}, SearchEvent{},
+	ForgetEvent{}, VerifyEvent{}, InviteEvent{}, DroppedEvent{}, HistoryEvent{}, SearchEvent{},
 	TransferOfferEvent{}, TransferAcceptedEvent{}, TransferProgressEvent{}, TransferDoneEvent{},
 	TransferCancelledEvent{}, TransferInterruptedEvent{}, TransferFailedEvent{}, TransfersEvent{},
 	HelpEvent{}, ErrorEvent{},
@@ -271,6 +271,14 @@ type VerifyEvent struct {
 	Verified bool   `json:"verified"`
 }
 
+// InviteEvent answers /invite: the line another user gives to /connect
+// or --peer, and what it holds.
+type InviteEvent struct {
+	Line  string   `json:"line"`
+	ID    string   `json:"id"`
+	Addrs []string `json:"addrs"`
+}
+
 // DroppedEvent: /drop discarded the messages waiting for a peer.
 type DroppedEvent struct {
 	Peer     string `json:"peer"`
@@ -455,6 +463,7 @@ func (TrustEvent) Kind() string       { return "trust" }
 func (ForgetEvent) Kind() string      { return "forget" }
 func (HelpEvent) Kind() string        { return "help" }
 func (VerifyEvent) Kind() string      { return "verify" }
+func (InviteEvent) Kind() string      { return "invite" }
 func (DroppedEvent) Kind() string     { return "dropped" }
 func (HistoryEvent) Kind() string     { return "history" }
 func (SearchEvent) Kind() string      { return "search" }

@@ -372,7 +372,6 @@ func TestHostileVerify(t *testing.T) {
 // TestHostileRememberedAddresses (issue 16 item 1, wired): a node records
 // where each peer listens.
 func TestHostileRememberedAddresses(t *testing.T) {
-	wiredIssue15(t, "Known.RecordAddr on each connection (peer/)")
 	h := newLoopbackHost(t)
 	dir := t.TempDir()
 	alice := startRaw(t, h, dir, true, "--name", "alice", "--no-mdns", "--port", "0")

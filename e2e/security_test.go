@@ -333,7 +333,7 @@ func TestSecurityCapture(t *testing.T) {
 					t.Errorf("chat or echo text %q in clear on the wire: %v", s, f)
 				}
 			}
-			if f.isMDNS() {
+			if f.isMDNS() || f.isBeacon() {
 				if bytes.Contains(f.Payload, []byte(aliceName)) {
 					mdnsNames++
 				}

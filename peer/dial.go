@@ -20,6 +20,8 @@ const (
 	// shortHoldOff when its id is the smaller.
 	DialHoldOff  = time.Second
 	shortHoldOff = 250 * time.Millisecond
+	// broadcastJitter spreads the dials of the hearers of one beacon.
+	broadcastJitter = 20 * time.Millisecond
 	// Reconnection backoff: from about reconnectFirst, doubling, capped.
 	reconnectFirst = 100 * time.Millisecond
 	reconnectMax   = 4 * time.Second
@@ -30,6 +32,12 @@ const (
 	// for it this often (not only when it was lost), so that a peer still
 	// advertised stays advertised and is not given up.
 	lookAgainEvery = advertisedFor / 3
+	// maxDialing bounds the nodes being dialled at once because
+	// discovery, a peer list or the address book named them: a flood of
+	// sightings (forged beacons signed with throwaway keys, say) cannot
+	// make a node hold more dials than this. It is well above what a
+	// newcomer to a large group dials at once.
+	maxDialing = 256
 )
 
 // Connect dials addr ("host:port") and runs the handshake. expectID, when
@@ -122,8 +130,8 @@ func (n *Node) reconnect(p *Peer) {
 
 // Found is a node that discovery saw.
 type Found struct {
-	// Via is how it was found: ViaMDNS when zero; a node named in a
-	// peer's list inherits how that peer was reached.
+	// Via is how it was found: ViaMDNS when zero, ViaBroadcast for a
+	// beacon, ViaIntroduced for a peer list.
 	Via      Via
 	Instance string
 	ID       string
@@ -135,8 +143,9 @@ type Found struct {
 }
 
 // Discovered dials a node that discovery found, unless it is this node,
-// already connected or being dialled. Failures are logged once per
-// instance and address: discovery repeats itself, the log should not.
+// already connected or being dialled, or maxDialing nodes are being
+// dialled already. Failures are logged once per instance and address:
+// discovery repeats itself, the log should not.
 func (n *Node) Discovered(f Found) {
 	<-n.ready
 	if f.ID == n.id || n.leaving.Load() {
@@ -162,6 +171,11 @@ func (n *Node) Discovered(f Found) {
 	}
 	if n.links[f.ID] != nil || n.dialing[f.ID] || n.twinRefusedLocked(f.ID) {
 		n.mu.Unlock()
+		return
+	}
+	if len(n.dialing) >= maxDialing {
+		n.mu.Unlock()
+		n.log.Debug("not dialling a discovered node: too many dials under way", "id", ShortID(f.ID), "found", f.Instance)
 		return
 	}
 	n.dialing[f.ID] = true
@@ -211,6 +225,14 @@ func (n *Node) Discovered(f Found) {
 // seen later has most likely just started and is dialling it, so it waits
 // a little, or longer when its id is the larger, and dials only if no
 // connection has come of the other's dial by then.
+//
+// A beacon's sender learns nothing of its hearers from it, and a node
+// named in a peer list was connected to the introducer before this one
+// was, so it was not told of this one: neither is likely to be dialling
+// this node. A beacon is answered at once (with a few milliseconds of
+// jitter, for the many hearers of one beacon); where mDNS works a
+// newcomer has its peers before it sends one. An introduction waits the
+// short time, in case the same pair was introduced both ways at once.
 func (n *Node) holdOffLocked(f Found) time.Duration {
 	var d time.Duration
 	switch {
@@ -218,6 +240,10 @@ func (n *Node) holdOffLocked(f Found) time.Duration {
 		d = shortHoldOff
 	case f.Answer:
 		return 0
+	case f.Via == ViaBroadcast:
+		return rand.N(broadcastJitter)
+	case f.Via == ViaIntroduced:
+		d = shortHoldOff
 	case n.id < f.ID:
 		d = shortHoldOff
 	default:
@@ -267,7 +293,20 @@ func (n *Node) heldOff(f Found, d time.Duration) bool {
 // until it succeeds or ctx ends; each failure after the first is logged at
 // debug level only.
 func (n *Node) ConnectManual(ctx context.Context, addr, expectID string) {
+	n.ConnectGiven(ctx, "--peer "+addr, []string{addr}, expectID)
+}
+
+// ConnectGiven connects to a node given by hand at one of addrs (tried in
+// order), proving expectID when set, and retries with backoff until it
+// succeeds or ctx ends. what names the source in the errors shown
+// ("--peer HOST:PORT", "peers file F line N"): the first failure is
+// shown, later ones are logged at debug level only. Once connected, the
+// peer is reconnected for ever if lost (a manual peer).
+func (n *Node) ConnectGiven(ctx context.Context, what string, addrs []string, expectID string) {
 	<-n.ready
+	if len(addrs) == 0 {
+		return
+	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -277,17 +316,25 @@ func (n *Node) ConnectManual(ctx context.Context, addr, expectID string) {
 		defer stop()
 		delay := 250 * time.Millisecond
 		for attempt := 1; ; attempt++ {
-			_, err := n.Connect(ctx, addr, ViaManual, expectID)
-			if err == nil || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrSelf) || errors.Is(err, ErrIdentity) {
-				if errors.Is(err, ErrSelf) {
-					n.emit(Problem{Err: fmt.Errorf("--peer %s: %w", addr, err)})
+			var errs []error
+			for _, addr := range addrs {
+				_, err := n.Connect(ctx, addr, ViaManual, expectID)
+				if err == nil || errors.Is(err, ErrDuplicate) || errors.Is(err, ErrSelf) || errors.Is(err, ErrIdentity) {
+					if errors.Is(err, ErrSelf) {
+						n.emit(Problem{Err: fmt.Errorf("%s: %w", what, err)})
+					}
+					return
 				}
-				return
+				if ctx.Err() != nil {
+					return
+				}
+				errs = append(errs, err)
 			}
+			err := errors.Join(errs...)
 			if attempt == 1 {
-				n.emit(Problem{Err: fmt.Errorf("--peer %s: %w; retrying in the background", addr, err)})
+				n.emit(Problem{Err: fmt.Errorf("%s: %w; retrying in the background", what, err)})
 			} else {
-				n.log.Debug("manual peer still unreachable", "addr", addr, "err", err)
+				n.log.Debug("manual peer still unreachable", "peer", what, "err", err)
 			}
 			t := time.NewTimer(delay)
 			select {

@@ -8,10 +8,12 @@
 // Files: node.go (the Node, its lock order, Run, Leave), table.go (the
 // table and lookups), peer.go (Peer), link.go (a connection's reader),
 // keeper.go (heartbeats, silence), outbox.go (delivery), dial.go
-// (discovery, reconnection), handshake.go and secure.go (securing and
-// admitting a connection), chat.go, request.go, series.go, udp.go,
-// names.go (names are one per person: SameName), away.go (/away),
-// udpchat.go (chat over a datagram).
+// (discovery, reconnection), remember.go (the address book: recording
+// where peers listen, redialling absent ones), given.go (nodes given by
+// hand in a list that changes: the peers file), handshake.go and
+// secure.go (securing and admitting a connection), chat.go, request.go,
+// series.go, udp.go, names.go (names are one per person: SameName),
+// away.go (/away), udpchat.go (chat over a datagram).
 //
 // # Writes
 //

@@ -39,6 +39,10 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		raw.Close()
 		err := fmt.Errorf("%w: %v was expected to be node %s but proved to be node %s: connection refused (an impostor, or that node's key was replaced)",
 			ErrIdentity, remote, identity.Grouped(expectID), identity.Grouped(sec.ID))
+		if via == ViaRemembered {
+			// Addresses change hands: not a warning.
+			return nil, err
+		}
 		n.log.Warn("IDENTITY MISMATCH", "addr", remote, "expected", expectID, "got", sec.ID)
 		n.emit(Warning{Text: err.Error()})
 		return nil, err
@@ -54,10 +58,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		c.Wait()
 		return nil, err
 	}
-	viaCode := uint8(0)
-	if via == ViaMDNS {
-		viaCode = 1
-	}
+	viaCode := via.wire()
 	hello := transport.Hello{
 		Version: transport.ProtocolVersion, ID: n.id, Name: n.Name(),
 		UDPPort: uint16(n.net.UDPPort()), Session: n.session, Via: viaCode,
@@ -108,10 +109,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		return fail(fmt.Errorf("handshake with %v: node id is %s, expected %s", remote, h.ID, expectID))
 	}
 	if !dialed {
-		via = ViaManual
-		if h.Via == 1 {
-			via = ViaMDNS
-		}
+		via = viaFromWire(h.Via)
 	}
 	var tcpAddr netip.AddrPort
 	if ta, ok := remote.(*net.TCPAddr); ok {
@@ -190,6 +188,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		}
 	}
 	n.checkTrust(l.p)
+	n.remember(l.p) // after checkTrust: a book may keep pinned ids only
 	l.conn.Send(n.announcement(l.id))
 	n.emit(PeerUp{Peer: l.info(), Back: back, Was: was})
 	if n.onUp != nil {

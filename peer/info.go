@@ -59,15 +59,23 @@ func (s UDPState) String() string {
 	return "unknown"
 }
 
-// Via is how a peer was found.
+// Via is how a peer was found. At the handshake the dialling end tells
+// the other how it found it (Hello.Via, see wire), and both ends show it.
 type Via uint8
 
 const (
-	// ViaMDNS: its mDNS record, or the peer list of a peer found so.
+	// ViaMDNS: its mDNS record.
 	ViaMDNS Via = iota + 1
-	// ViaManual: given by hand (--peer, /connect), or it dialled this
-	// node without having found it by mDNS.
+	// ViaManual: given by hand (--peer, /connect, the peers file), or it
+	// dialled this node without saying how it found it (an older
+	// version).
 	ViaManual
+	// ViaBroadcast: its signed broadcast beacon (discovery.Beacons).
+	ViaBroadcast
+	// ViaRemembered: an address it was reached at before (AddressBook).
+	ViaRemembered
+	// ViaIntroduced: named in the peer list of a connected peer.
+	ViaIntroduced
 )
 
 func (v Via) String() string {
@@ -76,8 +84,47 @@ func (v Via) String() string {
 		return "mdns"
 	case ViaManual:
 		return "manual"
+	case ViaBroadcast:
+		return "broadcast"
+	case ViaRemembered:
+		return "remembered"
+	case ViaIntroduced:
+		return "introduced"
 	}
 	return "unknown"
+}
+
+// wire is v as Hello.Via carries it: 0 by hand, 1 mDNS (the two values
+// older versions send), 2 broadcast, 3 remembered, 4 introduced. Older
+// versions read every value but 1 as by hand.
+func (v Via) wire() uint8 {
+	switch v {
+	case ViaMDNS:
+		return 1
+	case ViaBroadcast:
+		return 2
+	case ViaRemembered:
+		return 3
+	case ViaIntroduced:
+		return 4
+	}
+	return 0
+}
+
+// viaFromWire reads Hello.Via; values it does not know (a newer
+// version's) are by hand.
+func viaFromWire(b uint8) Via {
+	switch b {
+	case 1:
+		return ViaMDNS
+	case 2:
+		return ViaBroadcast
+	case 3:
+		return ViaRemembered
+	case 4:
+		return ViaIntroduced
+	}
+	return ViaManual
 }
 
 // Info is a snapshot of one peer, safe to keep.

@@ -270,7 +270,7 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		for _, ref := range m.Peers {
 			// The same path as an mDNS sighting: skipped when known,
 			// and the node at addr must prove it holds ref.ID.
-			l.n.Discovered(Found{Via: l.via, Instance: "introduced by " + l.name(), ID: ref.ID, Addrs: []string{ref.Addr}})
+			l.n.Discovered(Found{Via: ViaIntroduced, Instance: "introduced by " + l.name(), ID: ref.ID, Addrs: []string{ref.Addr}})
 		}
 	case transport.TypeNick:
 		m, err := transport.DecodeNick(payload)

@@ -45,19 +45,19 @@ func (n *Node) checkNewName(name string) error {
 // is never pinned under it, and is marked as a conflict.
 func (n *Node) ownName(name string) bool { return SameName(name, n.Name()) }
 
-// maxRemembered bounds the names remembered of peers that left.
-const maxRemembered = 1024
+// maxLeftNames bounds the names remembered of peers that left.
+const maxLeftNames = 1024
 
-// remembered holds the last name of each peer that left (said goodbye,
+// leftNames holds the last name of each peer that left (said goodbye,
 // or was given up), so that one coming back under another name is shown
 // as "piper (was dave)". It is bounded: when full, an arbitrary entry
 // makes room.
-type remembered struct {
+type leftNames struct {
 	mu    sync.Mutex // protects names
 	names map[string]string
 }
 
-func (r *remembered) remember(id, name string) {
+func (r *leftNames) remember(id, name string) {
 	if name == "" {
 		return
 	}
@@ -66,7 +66,7 @@ func (r *remembered) remember(id, name string) {
 	if r.names == nil {
 		r.names = map[string]string{}
 	}
-	if _, ok := r.names[id]; !ok && len(r.names) >= maxRemembered {
+	if _, ok := r.names[id]; !ok && len(r.names) >= maxLeftNames {
 		for k := range r.names {
 			delete(r.names, k)
 			break
@@ -75,7 +75,7 @@ func (r *remembered) remember(id, name string) {
 	r.names[id] = name
 }
 
-func (r *remembered) lookup(id string) string {
+func (r *leftNames) lookup(id string) string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.names[id]

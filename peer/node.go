@@ -84,6 +84,9 @@ type Config struct {
 	// OnStream takes inbound streams (transfers) from connected peers;
 	// without it they are refused.
 	OnStream OnStream
+	// Addresses remembers where peers listen, and its nodes are dialled
+	// there while absent (see AddressBook); nil remembers nothing.
+	Addresses AddressBook
 }
 
 // Node is this process's member of the chat: it accepts and dials
@@ -161,11 +164,15 @@ type Node struct {
 
 	// left remembers the names of peers that left; status is this
 	// node's user's away state (names.go, away.go).
-	left   remembered
+	left   leftNames
 	status userStatus
 
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
 	strangersRefused, handshakesFailed                                atomic.Uint64
+
+	// book and rem: remembered addresses (remember.go).
+	book AddressBook
+	rem  rememberState
 }
 
 // New makes a node; Run starts it.
@@ -227,6 +234,7 @@ func New(cfg Config) (*Node, error) {
 		warned:      map[string]bool{},
 		pending:     map[uint64]pending{},
 	}
+	n.book = cfg.Addresses
 	rand.Read(b[:])
 	// Request ids start at a random point so that a late reply to a
 	// previous process is not taken for ours.
@@ -313,6 +321,10 @@ func (n *Node) Run(ctx context.Context) {
 		defer n.wg.Done()
 		n.pump(ctx)
 	}()
+	if n.book != nil {
+		n.wg.Add(1)
+		go n.redialLoop(ctx)
+	}
 	for {
 		select {
 		case c := <-n.net.Streams():

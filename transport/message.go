@@ -89,7 +89,8 @@ type Hello struct {
 	// Session is random per process, so a restarted node is told apart
 	// from a duplicate connection of the same one.
 	Session uint64
-	// Via is how the dialler found this node: 0 by hand, 1 by mDNS.
+	// Via is how the dialler found this node: 0 by hand, 1 mDNS, 2 a
+	// broadcast beacon, 3 a remembered address, 4 a peer list.
 	Via uint8
 	// TCPPort is where the sender listens, for reconnecting to it.
 	TCPPort uint16
