@@ -79,7 +79,7 @@ Ctrl-D on an empty line leaves, as /quit does. A paste of several lines that hol
 func (c *Console) cmdHelp(_ context.Context, _ []string, _ string) error {
 	var b strings.Builder
 	b.WriteString("A line that does not start with / is sent to every peer (start it with // to send a leading /).\n")
-	b.WriteString("PEER is a peer's name (any case), or a prefix of its id when names clash.\n")
+	b.WriteString("PEER is a prefix of a peer's id (4 characters or more, tried first) or its name, in any case.\n")
 	list := []HelpCommand{}
 	for _, cmd := range commands {
 		fmt.Fprintf(&b, "  %s\n      %s\n", cmd.usage, cmd.help)
