@@ -66,9 +66,15 @@ type options struct {
 	download    string
 	accept      string
 	json        bool
+	noBell      bool
+	waitPeers   int
+	waitTimeout time.Duration
 	verbose     bool
 	version     bool
 }
+
+// errArgs is returned for arguments that are not flags.
+var errArgs = errors.New("unexpected arguments")
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
@@ -86,15 +92,39 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noBroadcast, "no-broadcast", false, fmt.Sprintf("neither send nor hear the broadcast beacon (UDP port %d)", discovery.BeaconPort))
 	fs.StringVar(&o.peersFile, "peers-file", "", "file of nodes to connect to, one [ID@]HOST:PORT or invite line per line, re-read when it changes (default: the user config dir's lanchat/peers)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
+	fs.BoolVar(&o.noBell, "no-bell", false, "do not ring the terminal bell for direct messages and lines naming you")
+	fs.IntVar(&o.waitPeers, "wait-peers", 0, "before reading any input, wait until `N` peers are connected (for scripts); fail after --wait-timeout")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 30*time.Second, "how long --wait-peers waits before lanchat exits with an error")
 	fs.BoolVar(&o.verbose, "v", false, "verbose logging (debug level) on stderr")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: lanchat [flags]\n\nChat with everyone running lanchat on the local network. Type /help once running.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), `Usage: lanchat [flags]
+       lanchat bench [flags]   measure lanchat against raw sockets (lanchat bench --help)
+
+Chat with everyone running lanchat on the local network. Type /help once running.
+
+Flags:
+`)
 		fs.PrintDefaults()
 	}
-	err := fs.Parse(args)
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
 	fs.Visit(func(f *flag.Flag) { o.portGiven = o.portGiven || f.Name == "port" })
-	return o, err
+	if fs.NArg() > 0 {
+		hint := ""
+		if fs.NArg() == 1 && transport.CheckName(fs.Arg(0)) == nil && !strings.HasPrefix(fs.Arg(0), "-") {
+			hint = fmt.Sprintf(" (to be called %s: --name %s)", fs.Arg(0), fs.Arg(0))
+		}
+		fmt.Fprintf(fs.Output(), "lanchat: unexpected argument %q%s\n", strings.Join(fs.Args(), " "), hint)
+		fs.Usage()
+		return o, errArgs
+	}
+	if o.waitPeers < 0 {
+		fmt.Fprintf(fs.Output(), "lanchat: --wait-peers %d: want 0 or more\n", o.waitPeers)
+		return o, errArgs
+	}
+	return o, nil
 }
 
 // defaultName is user@host, with the short host name.
@@ -397,8 +427,12 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 	}
 	transfers.Store(tm)
 
+	// Colours and the bell go to a terminal only (https://no-color.org).
+	styled := !o.json && term.IsTerminal(int(os.Stdout.Fd()))
 	con := console.New(console.Config{
 		Node: node, In: os.Stdin, Out: os.Stdout, Terminal: terminal, JSON: o.json,
+		Color: styled && os.Getenv("NO_COLOR") == "", Bell: styled && !o.noBell,
+		WaitPeers: o.waitPeers, WaitTimeout: o.waitTimeout,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
 		Notices:   notices,
 		Transfers: tm,

@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"lanchat/identity"
 	"lanchat/invite"
@@ -31,11 +34,19 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"msg", "/msg PEER TEXT", "send TEXT to PEER only", (*Console).cmdMsg},
-		{"time", "/time [-tcp|-udp] [PEER]", "ask PEER (default: every peer) for its clock: its time, the offset and the round trip", (*Console).cmdTime},
-		{"echo", "/echo [-tcp|-udp] [-n COUNT] [-size BYTES] [-i INTERVAL] PEER [TEXT]", "send TEXT (or BYTES of data) to PEER and time its return; -n repeats, like ping", (*Console).cmdEcho},
-		{"peers", "/peers", "list the connected peers", (*Console).cmdPeers},
-		{"nick", "/nick NAME", "change your name; peers and mDNS learn it", (*Console).cmdNick},
+		{"msg", "/msg [-udp] PEER TEXT", "send TEXT to PEER only. With -udp it goes as one datagram, fire and forget: no acknowledgement, no retry, lost if the network drops it; at most " + strconv.Itoa(transport.MaxUDPText) + " bytes", (*Console).cmdMsg},
+		{"me", "/me ACTION", "tell everyone what you do: shown as * NAME ACTION", (*Console).cmdMe},
+		{"r", "/r TEXT", "reply to the last direct message", (*Console).cmdReply},
+		{"away", "/away [TEXT]", "mark yourself away: peers see TEXT in /peers, and once when they send you a direct message", (*Console).cmdAway},
+		{"back", "/back", "you are back: peers are told", (*Console).cmdBack},
+		{"time", "/time [-tcp|-udp] [PEER]", "ask PEER (default: every connected peer) for its clock: its time, the offset and the round trip", (*Console).cmdTime},
+		{"echo", "/echo [-tcp|-udp] [-n COUNT] [-size BYTES] [-i INTERVAL] PEER [TEXT]", "send TEXT (or BYTES of data) to PEER and time its return; -n repeats, like ping (options may follow PEER; text starting with - goes after --)", (*Console).cmdEcho},
+		{"peers", "/peers", "list the peers: state, where they listen, round trip", (*Console).cmdPeers},
+		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},
+		{"drop", "/drop PEER", "discard the messages waiting for PEER", (*Console).cmdDrop},
+		{"history", "/history [PEER] [-n N]", "show the last N lines (default 20), of all conversations or of one", (*Console).cmdHistory},
+		{"search", "/search TEXT", "find the lines that contain TEXT (case does not matter), newest first", (*Console).cmdSearch},
+		{"nick", "/nick NAME", "change your name (one word, not a name a peer holds); peers and mDNS learn it", (*Console).cmdNick},
 		{"connect", "/connect [ID@]HOST:PORT|INVITE", "connect to a node that mDNS cannot find; with ID (or an invite line from /invite), it must prove that id", (*Console).cmdConnect},
 		{"whoami", "/whoami", "show your name, id and key fingerprint", (*Console).cmdWhoami},
 		{"send", "/send PEER PATH...", "offer files and folders to PEER (\"quote\" paths with spaces); it sees the offer and accepts or not", (*Console).cmdSend},
@@ -46,10 +57,6 @@ func init() {
 		{"verify", "/verify PEER [CODE]", "show the code to compare with PEER's user (by voice or in person); with the code they read, mark PEER verified", (*Console).cmdVerify},
 		{"trust", "/trust ID", "accept the connected peer with this id (prefix) as the holder of its name", (*Console).cmdTrust},
 		{"forget", "/forget NAME|ID", "remove a name or id from the known peers", (*Console).cmdForget},
-		{"pending", "/pending", "list messages not yet delivered (acknowledged) by their peers", (*Console).cmdPending},
-		{"drop", "/drop PEER", "discard the messages waiting for PEER", (*Console).cmdDrop},
-		{"history", "/history [PEER] [-n N]", "show the last N lines (default 20), of all conversations or of one", (*Console).cmdHistory},
-		{"search", "/search TEXT", "find the lines that contain TEXT (case does not matter), newest first", (*Console).cmdSearch},
 		{"help", "/help", "show this help", (*Console).cmdHelp},
 		{"quit", "/quit", "leave: peers are told, then lanchat exits (also Ctrl-D); warns first if messages are undelivered", nil},
 	}
@@ -64,32 +71,140 @@ func lookupCommand(name string) (command, bool) {
 	return command{}, false
 }
 
+// helpKeys ends /help on a terminal.
+const helpKeys = `Keys: Tab completes commands, peer names (in chat lines too), ids after /trust and options.
+Ctrl-C clears the line; on an empty line it stops a running /echo or /time, which prints its summary.
+Ctrl-D on an empty line leaves, as /quit does. A paste of several lines that holds commands asks first.`
+
 func (c *Console) cmdHelp(_ context.Context, _ []string, _ string) error {
 	var b strings.Builder
 	b.WriteString("A line that does not start with / is sent to every peer (start it with // to send a leading /).\n")
-	b.WriteString("PEER is a peer's name, or a prefix of its id when names clash.\n")
-	var list []map[string]string
+	b.WriteString("PEER is a prefix of a peer's id (4 characters or more, tried first) or its name, in any case.\n")
+	list := []HelpCommand{}
 	for _, cmd := range commands {
 		fmt.Fprintf(&b, "  %s\n      %s\n", cmd.usage, cmd.help)
-		list = append(list, map[string]string{"usage": cmd.usage, "help": cmd.help})
+		list = append(list, HelpCommand{Usage: cmd.usage, Help: cmd.help})
 	}
-	c.out.emit("help", []field{{"commands", list}}, strings.TrimRight(b.String(), "\n"), true)
+	if c.cfg.Terminal {
+		b.WriteString(helpKeys)
+	}
+	c.out.emit(HelpEvent{Commands: list}, strings.TrimRight(b.String(), "\n"), true)
 	return nil
 }
 
-func (c *Console) cmdMsg(_ context.Context, args []string, rest string) error {
-	if len(args) < 2 {
-		return errUsage
-	}
-	rest = strings.TrimLeft(rest, " ")
-	target := args[0]
-	text := strings.TrimLeft(rest[len(target):], " ")
-	_, err := c.node.Tell(target, text)
-	return err
+// cutWord splits s after its first word; the rest keeps its spacing but
+// the one space after the word.
+func cutWord(s string) (word, rest string) {
+	s = strings.TrimLeft(s, " ")
+	word, rest, _ = strings.Cut(s, " ")
+	return word, rest
 }
 
-// flags parses a command's options; options come before the other
-// arguments, as with ping.
+func (c *Console) cmdMsg(ctx context.Context, _ []string, rest string) error {
+	// Options may come before PEER or right after it; the rest is the
+	// text, as typed.
+	udp := false
+	target, text := cutWord(rest)
+	for target == "-udp" || target == "-tcp" {
+		udp = target == "-udp"
+		target, text = cutWord(text)
+	}
+	if w, after := cutWord(text); w == "-udp" || w == "-tcp" {
+		udp, text = w == "-udp", after
+	}
+	text = strings.TrimLeft(text, " ")
+	if target == "" || text == "" {
+		return errUsage
+	}
+	return c.tell(ctx, target, text, false, udp)
+}
+
+// tell sends a direct line (or action) to target and shows it.
+func (c *Console) tell(ctx context.Context, target, text string, action, udp bool) error {
+	if udp {
+		p, err := c.node.TellUDP(target, text, action)
+		if err != nil {
+			return err
+		}
+		c.sentOwn(ctx, peer.Sent{To: []peer.Ref{{ID: p.ID, Name: p.Name, Trust: p.Trust}}}, text,
+			ownOpts{direct: true, action: action, udp: true, to: p.Name})
+		if p.UDP != peer.UDPOK {
+			c.notice(fmt.Sprintf("the datagram channel to %s is %s: the line may well be lost", p.Name, p.UDP))
+		}
+		c.tellAway(p.ID)
+		return nil
+	}
+	send := c.node.Tell
+	if action {
+		send = c.node.ActTo
+	}
+	sent, err := send(target, text)
+	if err != nil {
+		return err
+	}
+	to := target
+	if len(sent.To) == 1 {
+		to = sent.To[0].Name
+	}
+	c.sentOwn(ctx, sent, text, ownOpts{direct: true, action: action, to: to})
+	if len(sent.To) == 1 {
+		c.tellAway(sent.To[0].ID)
+	}
+	return nil
+}
+
+func (c *Console) cmdMe(ctx context.Context, _ []string, rest string) error {
+	text := strings.TrimLeft(rest, " ")
+	if text == "" {
+		return errUsage
+	}
+	sent, err := c.node.Act(text)
+	if err != nil {
+		c.Error(err)
+	}
+	c.sentOwn(ctx, sent, text, ownOpts{action: true})
+	return nil
+}
+
+func (c *Console) cmdReply(ctx context.Context, _ []string, rest string) error {
+	text := strings.TrimLeft(rest, " ")
+	if text == "" {
+		return errUsage
+	}
+	c.mu.Lock()
+	id := c.lastDirect
+	c.mu.Unlock()
+	if id == "" {
+		return fmt.Errorf("r: no direct message to reply to yet")
+	}
+	return c.tell(ctx, id, text, false, false)
+}
+
+func (c *Console) cmdAway(_ context.Context, _ []string, rest string) error {
+	text := strings.TrimSpace(rest)
+	if err := c.node.SetAway(true, text); err != nil {
+		return fmt.Errorf("away: %w", err)
+	}
+	plain := "* you are away; /back when you are back"
+	if text != "" {
+		plain = fmt.Sprintf("* you are away (%s); /back when you are back", text)
+	}
+	c.out.emit(AwayEvent{Peer: c.node.Name(), ID: c.node.ID(), Away: true, Text: text, Self: true}, plain, false)
+	return nil
+}
+
+func (c *Console) cmdBack(_ context.Context, args []string, _ string) error {
+	if len(args) > 0 {
+		return errUsage
+	}
+	if err := c.node.SetAway(false, ""); err != nil {
+		return fmt.Errorf("back: %w", err)
+	}
+	c.out.emit(AwayEvent{Peer: c.node.Name(), ID: c.node.ID(), Self: true}, "* you are back", false)
+	return nil
+}
+
+// newFlags makes a command's option set.
 func newFlags(name string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -98,6 +213,49 @@ func newFlags(name string) *flag.FlagSet {
 
 func viaFlags(fs *flag.FlagSet) (tcp, udp *bool) {
 	return fs.Bool("tcp", false, "over TCP"), fs.Bool("udp", false, "over UDP")
+}
+
+// parseArgs parses a command's options wherever they are before "--"
+// (so "/echo alice -n 3" works, as "/echo -n 3 alice" does) and returns
+// the other arguments. A word starting with "-" that is not an option is
+// an error, never text: text that starts with "-" goes after "--".
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var opts, rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			rest = append(rest, a)
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			return nil, fmt.Errorf("%s: unknown option %s (options: %s; text that starts with - goes after --)", fs.Name(), a, optionList(fs))
+		}
+		opts = append(opts, a)
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); hasValue || (ok && b.IsBoolFlag()) {
+			continue
+		}
+		if i+1 >= len(args) {
+			return nil, fmt.Errorf("%s: option %s needs a value", fs.Name(), a)
+		}
+		i++
+		opts = append(opts, args[i])
+	}
+	if err := fs.Parse(opts); err != nil {
+		return nil, fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	return rest, nil
+}
+
+func optionList(fs *flag.FlagSet) string {
+	var names []string
+	fs.VisitAll(func(f *flag.Flag) { names = append(names, "-"+f.Name) })
+	return strings.Join(names, " ")
 }
 
 func via(tcp, udp bool) (string, error) {
@@ -113,58 +271,75 @@ func via(tcp, udp bool) (string, error) {
 func (c *Console) cmdTime(ctx context.Context, args []string, _ string) error {
 	fs := newFlags("time")
 	tcp, udp := viaFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("time: %w", err)
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	v, err := via(*tcp, *udp)
 	if err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
+	if len(rest) > 1 {
 		return errUsage
 	}
-	if fs.NArg() == 1 {
-		target := fs.Arg(0)
-		if _, err := c.node.Resolve(target); err != nil {
+	if len(rest) == 1 {
+		// Resolved once: the answer is the node's, whatever its name
+		// becomes meanwhile.
+		info, err := c.node.Resolve(rest[0])
+		if err != nil {
 			return err
 		}
 		c.background(ctx, func(ctx context.Context) {
-			r, err := c.node.Time(ctx, target, v)
-			if err != nil {
-				c.out.Error(fmt.Errorf("time %s: %w", target, err))
-				return
+			r, err := c.node.Time(ctx, info.ID, v)
+			switch {
+			case ctx.Err() != nil:
+				c.notice(fmt.Sprintf("time %s: stopped", info.Name))
+			case err != nil:
+				c.Error(fmt.Errorf("time %s: %w", info.Name, err))
+			default:
+				c.showTime(r)
 			}
-			c.showTime(r)
 		})
 		return nil
 	}
-	if len(c.node.Peers()) == 0 {
+	var skipped []string
+	for _, p := range c.node.Peers() {
+		if p.State == peer.Away {
+			skipped = append(skipped, p.Name)
+		}
+	}
+	if len(skipped) > 0 {
+		c.notice(fmt.Sprintf("time: skipped %s (away: connection lost, being re-established)", strings.Join(skipped, ", ")))
+	}
+	if len(c.connected()) == 0 {
 		return fmt.Errorf("time: %w", peer.ErrNoPeers)
 	}
 	c.background(ctx, func(ctx context.Context) {
 		err := c.node.TimeAll(ctx, v, func(r peer.TimeResult, err error) {
-			if err != nil {
-				c.out.Error(err)
-				return
+			switch {
+			case ctx.Err() != nil:
+			case err != nil:
+				c.Error(err)
+			default:
+				c.showTime(r)
 			}
-			c.showTime(r)
 		})
-		if err != nil {
-			c.out.Error(fmt.Errorf("time: %w", err))
+		switch {
+		case ctx.Err() != nil:
+			c.notice("time: stopped")
+		case err != nil:
+			c.Error(fmt.Errorf("time: %w", err))
 		}
 	})
 	return nil
 }
 
 func (c *Console) showTime(r peer.TimeResult) {
-	zone := r.PeerTime.Format("MST -07:00")
-	c.out.emit("time", []field{
-		{"peer", r.Peer.Name}, {"id", r.Peer.ID}, {"transport", r.Transport},
-		{"time", r.PeerTime.Format(time.RFC3339Nano)}, {"zone", r.PeerTime.Format("MST")},
-		{"offset_ms", ms(r.Offset)}, {"rtt_ms", ms(r.RTT)},
-	}, fmt.Sprintf("%s: %s %s (%s); offset %+.3f ms, delay %s over %s",
-		r.Peer.Name, r.PeerTime.Format("Mon 2006-01-02 15:04:05.000"), zone,
-		r.PeerTime.Format("Monday"), ms(r.Offset), fmtDur(r.RTT), r.Transport), false)
+	c.out.emit(TimeEvent{Peer: r.Peer.Name, ID: r.Peer.ID, Transport: r.Transport, Time: r.PeerTime.Format(time.RFC3339Nano),
+		Zone: r.PeerTime.Format("MST"), OffsetMS: ms(r.Offset), RTTMS: ms(r.RTT)},
+		fmt.Sprintf("%s: %s (%s); offset %+.3f ms, delay %s over %s",
+			c.st.name(r.Peer.Name, r.Peer.ID), r.PeerTime.Format("15:04:05.000 Monday 2006-01-02"), r.PeerTime.Format("MST -07:00"),
+			ms(r.Offset), fmtDur(r.RTT), r.Transport), false)
 }
 
 // maxEchoCount bounds /echo -n, so that one typo cannot run for hours.
@@ -176,14 +351,15 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 	count := fs.Int("n", 1, "count")
 	size := fs.Int("size", -1, "payload bytes")
 	interval := fs.Duration("i", 0, "interval")
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("echo: %w", err)
+	rest, err := parseArgs(fs, args)
+	if err != nil {
+		return err
 	}
 	v, err := via(*tcp, *udp)
 	if err != nil {
 		return err
 	}
-	if fs.NArg() < 1 {
+	if len(rest) < 1 {
 		return errUsage
 	}
 	if *count < 1 || *count > maxEchoCount {
@@ -200,68 +376,102 @@ func (c *Console) cmdEcho(ctx context.Context, args []string, _ string) error {
 	if *interval < 0 {
 		return fmt.Errorf("echo: -i must not be negative")
 	}
-	target := fs.Arg(0)
-	text := strings.Join(fs.Args()[1:], " ")
+	text := strings.Join(rest[1:], " ")
 	payload := echoPayload(text, *size)
 	if len(payload) > transport.MaxPayload {
 		return fmt.Errorf("echo: payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
 	}
-	info, err := c.node.Resolve(target)
+	// Resolved once, by id: a peer that changes its name meanwhile is
+	// still the one echoing.
+	info, err := c.node.Resolve(rest[0])
 	if err != nil {
 		return err
 	}
 	n := *count
 	if n > 1 && *interval == 0 {
-		c.background(ctx, func(ctx context.Context) { c.echoSeries(ctx, info, target, v, payload, n) })
+		c.background(ctx, func(ctx context.Context) { c.echoSeries(ctx, info, v, payload, n) })
 		return nil
 	}
-	c.background(ctx, func(ctx context.Context) {
-		var rtts []time.Duration
-		var last peer.EchoResult
-		for i := 1; i <= n && ctx.Err() == nil; i++ {
-			r, err := c.node.Echo(ctx, target, v, payload)
-			if err != nil {
-				c.out.Error(fmt.Errorf("echo %s seq=%d: %w", target, i, err))
-				if errors.Is(err, peer.ErrNoPeers) || errors.Is(err, peer.ErrUnknownPeer) || errors.Is(err, peer.ErrAway) {
-					break
-				}
-			} else {
-				last = r
-				rtts = append(rtts, r.RTT)
-				c.showEcho(r, i, n)
-			}
-			if i < n && *interval > 0 {
-				t := time.NewTimer(*interval)
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					t.Stop()
-				}
-			}
-		}
-		if n > 1 {
-			c.showEchoSummary(target, last, v, n, rtts)
-		}
-	})
+	c.background(ctx, func(ctx context.Context) { c.echoPaced(ctx, info, v, payload, n, *interval) })
 	return nil
+}
+
+// notSent reports whether an echo failed before it was sent: the peer
+// was away or gone.
+func notSent(err error) bool {
+	return errors.Is(err, peer.ErrAway) || errors.Is(err, peer.ErrUnknownPeer) || errors.Is(err, peer.ErrNoPeers)
+}
+
+// echoPaced runs /echo -n with an interval (or a single /echo): one echo
+// at a time, each waiting for its reply. The summary counts only the
+// echoes sent; the peer going away, or Ctrl-C, ends the series.
+func (c *Console) echoPaced(ctx context.Context, info peer.Info, v string, payload []byte, n int, interval time.Duration) {
+	var rtts []time.Duration
+	sent := 0
+	end := ""
+	for i := 1; i <= n && end == ""; i++ {
+		r, err := c.node.Echo(ctx, info.ID, v, payload)
+		switch {
+		case err == nil:
+			sent++
+			rtts = append(rtts, r.RTT)
+			info.Name = r.Peer.Name
+			c.showEcho(r, i, n)
+		case ctx.Err() != nil:
+			end = "stopped" // the echo in flight is not counted
+		case errors.Is(err, peer.ErrTimeout):
+			sent++
+			c.showLost(info, v, i, n, err)
+		case notSent(err):
+			// The summary says it; a lone echo has none.
+			end = fmt.Sprintf("%s went away", info.Name)
+			if n == 1 {
+				c.Error(fmt.Errorf("echo %s: %s is away or gone", info.Name, info.Name))
+			}
+		default:
+			sent++ // sent, and the connection was lost before the reply
+			end = fmt.Sprintf("%s went away", info.Name)
+			c.Error(fmt.Errorf("echo %s seq=%d: %w", info.Name, i, err))
+		}
+		if i < n && interval > 0 && end == "" {
+			t := time.NewTimer(interval)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				end = "stopped"
+			}
+		}
+	}
+	if n > 1 {
+		c.showEchoSummary(info, v, sent, rtts, end)
+	} else if end == "stopped" {
+		c.notice(fmt.Sprintf("echo %s: stopped", info.Name))
+	}
 }
 
 // echoSeries runs /echo -n without an interval: back to back, each echo
 // sent as soon as the one before is back, like ping -f.
-func (c *Console) echoSeries(ctx context.Context, info peer.Info, target, v string, payload []byte, n int) {
-	res, err := c.node.EchoSeries(ctx, target, v, payload, n, func(r peer.SeriesReply) {
+func (c *Console) echoSeries(ctx context.Context, info peer.Info, v string, payload []byte, n int) {
+	res, err := c.node.EchoSeries(ctx, info.ID, v, payload, n, func(r peer.SeriesReply) {
 		if r.Err != nil {
-			c.out.Error(fmt.Errorf("echo %s seq=%d: %w", target, r.Seq, r.Err))
+			c.showLost(info, v, r.Seq, n, r.Err)
 			return
 		}
 		c.showEcho(peer.EchoResult{Peer: info, Transport: v, Sent: payload, Got: r.Got, RTT: r.RTT, OK: r.OK}, r.Seq, n)
 	})
-	if err != nil && ctx.Err() == nil {
-		c.out.Error(fmt.Errorf("echo %s: %w", target, err))
+	end := ""
+	switch {
+	case ctx.Err() != nil:
+		end = "stopped"
+	case err != nil:
+		end = err.Error()
+		c.Error(fmt.Errorf("echo %s: %w", info.Name, err))
 	}
-	if res.Sent > 0 {
-		c.showEchoSummary(target, peer.EchoResult{Peer: res.Peer}, v, res.Sent, res.RTTs)
+	if res.Peer.ID != "" {
+		info = res.Peer
 	}
+	c.showEchoSummary(info, v, res.Sent, res.RTTs, end)
 }
 
 // echoPayload is text, or text repeated (or a pattern) to size bytes.
@@ -292,39 +502,58 @@ func preview(b []byte) string {
 	return string(b[:64]) + "…"
 }
 
+// clip shortens s to at most n runes, marking the cut with "…".
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
 func (c *Console) showEcho(r peer.EchoResult, seq, count int) {
 	verdict := "payload matches"
 	if !r.OK {
 		verdict = fmt.Sprintf("PAYLOAD MISMATCH (sent %d bytes, got %d)", len(r.Sent), len(r.Got))
 	}
-	plain := fmt.Sprintf("echo from %s over %s: %d bytes in %s, %s", r.Peer.Name, r.Transport, len(r.Got), fmtDur(r.RTT), verdict)
+	name := c.st.name(r.Peer.Name, r.Peer.ID)
+	plain := fmt.Sprintf("echo from %s over %s: %d bytes in %s, %s", name, r.Transport, len(r.Got), fmtDur(r.RTT), verdict)
 	if count > 1 {
-		plain = fmt.Sprintf("%d bytes from %s over %s: seq=%d time=%s", len(r.Got), r.Peer.Name, r.Transport, seq, fmtDur(r.RTT))
+		plain = fmt.Sprintf("%d bytes from %s over %s: seq=%d time=%s", len(r.Got), name, r.Transport, seq, fmtDur(r.RTT))
 		if !r.OK {
 			plain += " " + verdict
 		}
 	}
-	c.out.emit("echo", []field{
-		{"peer", r.Peer.Name}, {"id", r.Peer.ID}, {"transport", r.Transport}, {"text", preview(r.Got)},
-		{"bytes", len(r.Got)}, {"rtt_ms", ms(r.RTT)}, {"ok", r.OK}, {"seq", seq},
-	}, plain, false)
+	c.out.emit(EchoEvent{Peer: r.Peer.Name, ID: r.Peer.ID, Transport: r.Transport, Text: preview(r.Got),
+		Bytes: len(r.Got), RTTMS: ms(r.RTT), OK: r.OK, Seq: seq}, plain, false)
 }
 
-func (c *Console) showEchoSummary(target string, last peer.EchoResult, v string, sent int, rtts []time.Duration) {
-	name, id := target, ""
-	if last.Peer.ID != "" {
-		name, id = last.Peer.Name, last.Peer.ID
+// showLost reports an echo that got no reply: over UDP, a lost datagram,
+// which is what the command measures, not an error.
+func (c *Console) showLost(info peer.Info, v string, seq, count int, err error) {
+	reason := strings.TrimPrefix(err.Error(), peer.ErrTimeout.Error()+": ")
+	plain := fmt.Sprintf("echo from %s over %s: lost (%s)", c.st.name(info.Name, info.ID), v, reason)
+	if count > 1 {
+		plain = fmt.Sprintf("seq=%d lost: %s", seq, reason)
 	}
+	c.out.emit(EchoEvent{Peer: info.Name, ID: info.ID, Transport: v, Seq: seq, Lost: true, Reason: reason}, plain, false)
+}
+
+func (c *Console) showEchoSummary(info peer.Info, v string, sent int, rtts []time.Duration, end string) {
 	s := summarize(rtts)
-	loss := 100 * float64(sent-len(rtts)) / float64(sent)
-	plain := fmt.Sprintf("--- %s echo over %s: %d sent, %d received, %.1f%% loss", name, v, sent, len(rtts), loss)
+	loss := 0.0
+	if sent > 0 {
+		loss = 100 * float64(sent-len(rtts)) / float64(sent)
+	}
+	plain := fmt.Sprintf("--- %s echo over %s: %d sent, %d received, %.1f%% loss", c.st.name(info.Name, info.ID), v, sent, len(rtts), loss)
 	if len(rtts) > 0 {
 		plain += fmt.Sprintf("; rtt min/avg/max/p99 = %.3f/%.3f/%.3f/%.3f ms", ms(s.min), ms(s.avg), ms(s.max), ms(s.p99))
 	}
-	c.out.emit("echo_summary", []field{
-		{"peer", name}, {"id", id}, {"transport", v}, {"sent", sent}, {"received", len(rtts)}, {"loss_pct", loss},
-		{"min_ms", ms(s.min)}, {"avg_ms", ms(s.avg)}, {"max_ms", ms(s.max)}, {"p99_ms", ms(s.p99)},
-	}, plain, false)
+	if end != "" {
+		plain += " (" + end + ")"
+	}
+	c.out.emit(EchoSummaryEvent{Peer: info.Name, ID: info.ID, Transport: v, Sent: sent, Received: len(rtts), LossPct: loss,
+		MinMS: ms(s.min), AvgMS: ms(s.avg), MaxMS: ms(s.max), P99MS: ms(s.p99), Stopped: end}, plain, false)
 }
 
 type rttSummary struct{ min, avg, max, p99 time.Duration }
@@ -344,51 +573,12 @@ func summarize(rtts []time.Duration) rttSummary {
 	return rttSummary{min: s[0], avg: sum / time.Duration(len(s)), max: s[len(s)-1], p99: s[rank-1]}
 }
 
-func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
-	if len(args) > 0 {
+func (c *Console) cmdNick(_ context.Context, args []string, rest string) error {
+	switch {
+	case len(args) == 0:
 		return errUsage
-	}
-	ps := c.node.Peers()
-	st := c.node.Stats()
-	var list []map[string]any
-	var b strings.Builder
-	if len(ps) == 0 {
-		b.WriteString("no peers connected\n")
-	} else {
-		fmt.Fprintf(&b, "%-20s %-8s %-8s %-10s %-24s %-4s %-8s %-24s %-10s %s\n", "PEER", "ID", "TRUST", "VIA", "TCP ADDRESS", "TCP", "UDP", "UDP ADDRESS", "LAST RTT", "SINCE")
-	}
-	for _, p := range ps {
-		rtt := "-"
-		if p.LastRTT > 0 {
-			rtt = fmtDur(p.LastRTT)
-		}
-		fmt.Fprintf(&b, "%-20s %-8s %-8s %-10s %-24s %-4s %-8s %-24s %-10s %s (%s)\n", p.Name, peer.ShortID(p.ID), p.Trust, p.Via, p.Addr,
-			p.State, p.UDP, p.UDPAddr, rtt, p.Since.Format("15:04:05"), time.Since(p.Since).Round(time.Second))
-		list = append(list, map[string]any{
-			"peer": p.Name, "id": p.ID, "addr": p.Addr, "udp_addr": p.UDPAddr, "tcp": p.State.String(), "udp": p.UDP.String(),
-			"via": p.Via.String(), "since": p.Since.Format(time.RFC3339Nano), "rtt_ms": ms(p.LastRTT),
-			"trust": p.Trust.String(), "fingerprint": p.Fingerprint, "pending": p.Pending, "queued": p.Queued,
-		})
-	}
-	if list == nil {
-		list = []map[string]any{}
-	}
-	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d failed authentication, %d replayed, %d from unknown senders, %d stray replies, %d overruns\n",
-		st.BadDatagrams, st.AuthFailures, st.Replays, st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
-	fmt.Fprintf(&b, "connections refused: %d handshakes failed, %d closed at once (too many handshakes under way)",
-		st.HandshakesFailed, st.StrangersRefused)
-	c.out.emit("peers", []field{{"peers", list}, {"dropped", map[string]uint64{
-		"malformed": st.BadDatagrams, "auth_failed": st.AuthFailures, "replayed": st.Replays,
-		"unknown_sender": st.UnknownSenders, "stray_reply": st.StrayReplies, "overrun": st.DatagramOverruns,
-	}}, {"refused", map[string]uint64{
-		"handshake_failed": st.HandshakesFailed, "over_limit": st.StrangersRefused,
-	}}}, b.String(), true)
-	return nil
-}
-
-func (c *Console) cmdNick(_ context.Context, args []string, _ string) error {
-	if len(args) != 1 {
-		return errUsage
+	case len(args) > 1:
+		return fmt.Errorf("nick: %q refused: a name is one word, without spaces", strings.TrimSpace(rest))
 	}
 	old := c.node.Name()
 	err := c.node.SetName(args[0])
@@ -396,14 +586,13 @@ func (c *Console) cmdNick(_ context.Context, args []string, _ string) error {
 		return fmt.Errorf("nick: %w", err)
 	}
 	c.setPrompt(args[0])
-	c.out.emit("nick", []field{{"id", c.node.ID()}, {"old", old}, {"new", args[0]}},
-		fmt.Sprintf("* you are now known as %s", args[0]), false)
+	c.out.emit(NickEvent{ID: c.node.ID(), Old: old, New: args[0]}, fmt.Sprintf("* you are now known as %s", c.st.self(args[0])), false)
 	if err != nil {
-		c.out.Error(err)
+		c.Error(err)
 	}
 	if c.cfg.OnRename != nil {
 		if err := c.cfg.OnRename(args[0]); err != nil {
-			c.out.Error(fmt.Errorf("nick: mDNS record not updated: %w", err))
+			c.Error(fmt.Errorf("nick: mDNS record not updated: %w", err))
 		}
 	}
 	return nil
@@ -419,7 +608,7 @@ func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error
 	expect, addr := peer.SplitPeerAddr(args[0])
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("connect: %q is not HOST:PORT: %w", addr, err)
+		return fmt.Errorf("connect: %q is not HOST:PORT", addr)
 	}
 	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 || host == "" {
 		return fmt.Errorf("connect: %q is not HOST:PORT with a port from 1 to 65535", addr)
@@ -428,12 +617,40 @@ func (c *Console) cmdConnect(ctx context.Context, args []string, _ string) error
 		_, err := c.node.Connect(ctx, addr, peer.ViaManual, expect)
 		switch {
 		case errors.Is(err, peer.ErrDuplicate):
-			c.out.emit("notice", []field{{"text", err.Error()}}, "* "+err.Error(), false)
+			c.notice(err.Error())
+		case ctx.Err() != nil:
+			c.notice(fmt.Sprintf("connect %s: stopped", addr))
 		case err != nil:
-			c.out.Error(fmt.Errorf("connect: %w", err))
+			c.Error(connectError(addr, err))
 		}
 	})
 	return nil
+}
+
+// handshakePrefix is how the node's handshake errors begin.
+var handshakePrefix = regexp.MustCompile(`^(handshake with|connect to) [^ ]+: `)
+
+// connectError words a failed /connect once: "connect ADDR: why", not
+// the dial, the socket and the handshake each adding their own prefix.
+func connectError(addr string, err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		cause := op.Err
+		var sys *os.SyscallError
+		if errors.As(cause, &sys) {
+			cause = sys.Err
+		}
+		return fmt.Errorf("connect %s: %v", addr, cause)
+	}
+	msg := err.Error()
+	for {
+		trimmed := handshakePrefix.ReplaceAllString(msg, "")
+		if trimmed == msg {
+			break
+		}
+		msg = trimmed
+	}
+	return fmt.Errorf("connect %s: %s", addr, msg)
 }
 
 func (c *Console) cmdWhoami(_ context.Context, args []string, _ string) error {
@@ -441,8 +658,8 @@ func (c *Console) cmdWhoami(_ context.Context, args []string, _ string) error {
 		return errUsage
 	}
 	w := c.node.Whoami()
-	c.out.emit("whoami", []field{{"name", w.Name}, {"id", w.ID}, {"fingerprint", w.Fingerprint}},
-		fmt.Sprintf("you are %s\n  id          %s\n  fingerprint %s", w.Name, identity.Grouped(w.ID), w.Fingerprint), true)
+	c.out.emit(WhoamiEvent{Name: w.Name, ID: w.ID, Fingerprint: w.Fingerprint},
+		fmt.Sprintf("you are %s\n  id          %s\n  fingerprint %s", c.st.self(w.Name), identity.Grouped(w.ID), w.Fingerprint), true)
 	return nil
 }
 
@@ -454,7 +671,7 @@ func (c *Console) cmdTrust(_ context.Context, args []string, _ string) error {
 	if err != nil {
 		return fmt.Errorf("trust: %w", err)
 	}
-	c.out.emit("trust", []field{{"peer", p.Name}, {"id", p.ID}, {"trust", p.Trust.String()}},
+	c.out.emit(TrustEvent{Peer: p.Name, ID: p.ID, Trust: p.Trust.String()},
 		fmt.Sprintf("* %s is now known as %s (%s)", identity.Grouped(p.ID), p.Name, p.Trust), false)
 	return nil
 }
@@ -467,7 +684,7 @@ func (c *Console) cmdForget(_ context.Context, args []string, _ string) error {
 	if err != nil {
 		return err
 	}
-	c.out.emit("forget", []field{{"names", names}},
+	c.out.emit(ForgetEvent{Names: names},
 		fmt.Sprintf("* forgot %s; the next node seen under each name is trusted on first use", strings.Join(names, ", ")), false)
 	return nil
 }
@@ -478,7 +695,7 @@ func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
 	}
 	pending := c.node.Pending()
 	var b strings.Builder
-	list := []map[string]any{}
+	list := []PendingPeer{}
 	total := 0
 	for _, p := range pending {
 		total += p.Count
@@ -487,17 +704,17 @@ func (c *Console) cmdPending(_ context.Context, args []string, _ string) error {
 			more = fmt.Sprintf(" (the first %d:)", len(p.Messages))
 		}
 		fmt.Fprintf(&b, "%s (%s, %s): %d undelivered%s\n", p.Peer.Name, peer.ShortID(p.Peer.ID), p.Peer.State, p.Count, more)
-		var msgs []map[string]any
+		msgs := []PendingMessage{}
 		for _, m := range p.Messages {
 			age := time.Since(m.Queued)
 			fmt.Fprintf(&b, "  #%d %s ago: %s\n", m.MsgID, age.Round(100*time.Millisecond), preview([]byte(m.Text)))
-			msgs = append(msgs, map[string]any{"msg_id": m.MsgID, "text": m.Text, "direct": m.Direct, "age_ms": ms(age)})
+			msgs = append(msgs, PendingMessage{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, AgeMS: ms(age)})
 		}
-		list = append(list, map[string]any{"peer": p.Peer.Name, "id": p.Peer.ID, "tcp": p.Peer.State.String(), "count": p.Count, "messages": msgs})
+		list = append(list, PendingPeer{Peer: p.Peer.Name, ID: p.Peer.ID, TCP: p.Peer.State.String(), Count: p.Count, Messages: msgs})
 	}
 	if total == 0 {
 		b.WriteString("every message has been delivered")
 	}
-	c.out.emit("pending", []field{{"pending", list}, {"total", total}}, strings.TrimRight(b.String(), "\n"), true)
+	c.out.emit(PendingEvent{Pending: list, Total: total}, strings.TrimRight(b.String(), "\n"), true)
 	return nil
 }

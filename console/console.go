@@ -19,7 +19,11 @@ type Node interface {
 	ID() string
 	Name() string
 	Say(text string) (peer.Sent, error)
+	Act(text string) (peer.Sent, error)
 	Tell(peerArg, text string) (peer.Sent, error)
+	ActTo(peerArg, text string) (peer.Sent, error)
+	TellUDP(peerArg, text string, action bool) (peer.Info, error)
+	SetAway(away bool, text string) error
 	Pending() []peer.PendingPeer
 	PendingCount() int
 	Time(ctx context.Context, peerArg, via string) (peer.TimeResult, error)
@@ -44,13 +48,18 @@ type Node interface {
 // Config configures a Console.
 type Config struct {
 	Node Node
-	// In is read for commands; Out gets every event.
+	// In is read for commands; Out gets every event. On a terminal, In
+	// and Out are the terminal (an *os.File: raw mode is set on In).
 	In  io.Reader
 	Out io.Writer
 	// Terminal selects the readline prompt; otherwise lines are read
 	// plainly and no escape codes are written.
 	Terminal bool
 	JSON     bool
+	// Color writes names and warnings in colour; Bell rings the terminal
+	// bell for a direct message or a line that names you. The caller
+	// sets them only for a terminal (and Color only without NO_COLOR).
+	Color, Bell bool
 	// HistoryFile is where the prompt keeps its history ("" for none).
 	HistoryFile string
 	// Log, when set, is redirected through the prompt while it is up.
@@ -69,6 +78,11 @@ type Config struct {
 	// TCPPort and UDPPort are shown in the ready event.
 	TCPPort, UDPPort int
 	Version          string
+	// WaitPeers, when above 0, holds the input back until that many
+	// peers are connected; if they are not within WaitTimeout (default
+	// 30 s), Run returns an error saying which are.
+	WaitPeers   int
+	WaitTimeout time.Duration
 }
 
 // Console runs the user interface of one node.
@@ -76,6 +90,7 @@ type Console struct {
 	cfg  Config
 	node Node
 	out  *Printer
+	st   style
 	// jobs tracks commands that run in the background (/time, /echo,
 	// /connect), so that quitting waits for their output.
 	jobs sync.WaitGroup
@@ -84,13 +99,35 @@ type Console struct {
 	// quitWarned is set once /quit has warned about undelivered messages;
 	// the next /quit leaves anyway.
 	quitWarned bool
+	// own carries one's own chat lines to the pump, which shows them
+	// with their delivery mark (mine is the pump's bookkeeping).
+	own  chan *ownLine
+	mine *ownLines
 	// prog is the progress display of running transfers.
 	prog progress
+
+	mu sync.Mutex // protects following
+	// stops ends each running job (Ctrl-C stops them).
+	stops   map[int]context.CancelFunc
+	nextJob int
+	// lastDirect is the id of the last peer that sent a direct message
+	// (/r answers it).
+	lastDirect string
+	// awayTold holds, per peer id, the away text already shown when
+	// sending it a direct message (it is shown once).
+	awayTold map[string]string
 }
 
 // New makes a console.
 func New(cfg Config) *Console {
-	return &Console{cfg: cfg, node: cfg.Node, out: NewPrinter(cfg.Out, cfg.JSON), setPrompt: func(string) {}}
+	if cfg.WaitTimeout <= 0 {
+		cfg.WaitTimeout = 30 * time.Second
+	}
+	return &Console{
+		cfg: cfg, node: cfg.Node, out: NewPrinter(cfg.Out, cfg.JSON), st: style{color: cfg.Color && !cfg.JSON},
+		setPrompt: func(string) {}, own: make(chan *ownLine, 64), mine: newOwnLines(),
+		stops: map[int]context.CancelFunc{}, awayTold: map[string]string{},
+	}
 }
 
 // quitWait bounds how long quitting waits for background commands, and
@@ -105,7 +142,7 @@ func (c *Console) Run(ctx context.Context) error {
 	defer cancel()
 	c.ready()
 	for _, text := range c.cfg.Notices {
-		c.out.emit("warning", []field{{"text", text}}, "!!! "+text, false)
+		c.warn(text)
 	}
 	pumpDone := make(chan struct{})
 	go func() {
@@ -113,18 +150,63 @@ func (c *Console) Run(ctx context.Context) error {
 		c.pump(ctx)
 	}()
 	var err error
-	if c.cfg.Terminal {
-		err = c.runTerminal(ctx)
-	} else {
-		err = c.runLines(ctx)
+	if c.cfg.WaitPeers > 0 {
+		err = c.waitPeers(ctx)
 	}
-	c.waitJobs()
-	if !c.cfg.Terminal {
-		c.waitDelivery(ctx)
+	if err == nil {
+		if c.cfg.Terminal {
+			err = c.runTerminal(ctx)
+		} else {
+			err = c.runLines(ctx)
+		}
+		c.waitJobs()
+		if !c.cfg.Terminal {
+			c.waitDelivery(ctx)
+		}
 	}
 	cancel()
 	<-pumpDone
 	return err
+}
+
+// waitPeers holds the input back until WaitPeers peers are connected.
+func (c *Console) waitPeers(ctx context.Context) error {
+	start := time.Now()
+	deadline := time.NewTimer(c.cfg.WaitTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		up := c.connected()
+		if len(up) >= c.cfg.WaitPeers {
+			c.out.emit(NoticeEvent{Text: fmt.Sprintf("%d peers up after %v: %s", len(up), time.Since(start).Round(time.Millisecond), strings.Join(up, ", "))},
+				"", false)
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil
+		case <-deadline.C:
+			have := "none"
+			if len(up) > 0 {
+				have = strings.Join(up, ", ")
+			}
+			return fmt.Errorf("--wait-peers %d: only %d peers up after %v (%s); not waiting longer (--wait-timeout)",
+				c.cfg.WaitPeers, len(up), c.cfg.WaitTimeout, have)
+		}
+	}
+}
+
+// connected names the peers connected now.
+func (c *Console) connected() []string {
+	var up []string
+	for _, p := range c.node.Peers() {
+		if p.State == peer.Up || p.State == peer.Unreachable {
+			up = append(up, p.Name)
+		}
+	}
+	return up
 }
 
 // waitDelivery waits, within quitWait, for every message to be delivered,
@@ -135,7 +217,7 @@ func (c *Console) waitDelivery(ctx context.Context) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if n := c.node.PendingCount(); n > 0 {
-		c.out.Error(fmt.Errorf("leaving with %d messages not delivered (%s)", n, c.pendingSummary()))
+		c.Error(fmt.Errorf("leaving with %d messages not delivered (%s)", n, c.pendingSummary()))
 	}
 }
 
@@ -158,11 +240,12 @@ func (c *Console) confirmQuit() bool {
 		return true
 	}
 	c.quitWarned = true
-	c.out.emit("warning", []field{{"text", "undelivered messages"}},
-		fmt.Sprintf("!!! %d messages are not delivered yet (%s); they are lost if you leave. /quit again (or Ctrl-D) to leave anyway.", n, c.pendingSummary()), false)
+	c.warn(fmt.Sprintf("%d messages are not delivered yet (%s); they are lost if you leave. /quit again (or Ctrl-D) to leave anyway.", n, c.pendingSummary()))
 	return false
 }
 
+// waitJobs waits, within quitWait, for the background commands; then
+// stops those still running, which print what they have.
 func (c *Console) waitJobs() {
 	done := make(chan struct{})
 	go func() {
@@ -173,32 +256,63 @@ func (c *Console) waitJobs() {
 	defer t.Stop()
 	select {
 	case <-done:
+		return
 	case <-t.C:
-		c.out.Error(fmt.Errorf("quitting without waiting longer for commands still running after %v", quitWait))
 	}
+	c.Error(fmt.Errorf("stopping the commands still running after %v", quitWait))
+	c.stopJobs()
+	t.Reset(2 * time.Second)
+	select {
+	case <-done:
+	case <-t.C:
+	}
+}
+
+// Error prints an error event.
+func (c *Console) Error(err error) {
+	c.out.emit(ErrorEvent{Text: err.Error()}, c.st.err("error: "+err.Error()), false)
+}
+
+func (c *Console) notice(text string) {
+	c.out.emit(NoticeEvent{Text: text}, "* "+text, false)
+}
+
+func (c *Console) warn(text string) {
+	c.out.emit(WarningEvent{Text: text}, c.st.warn("!!! "+text), false)
 }
 
 func (c *Console) ready() {
 	id := c.node.ID()
-	c.out.emit("ready", []field{
-		{"name", c.node.Name()}, {"id", id}, {"tcp_port", c.cfg.TCPPort}, {"udp_port", c.cfg.UDPPort}, {"version", c.cfg.Version},
-	}, fmt.Sprintf("lanchat %s: you are %s (id %s), on TCP port %d and UDP port %d. /help lists the commands.",
-		c.cfg.Version, c.node.Name(), id, c.cfg.TCPPort, c.cfg.UDPPort), false)
+	c.out.emit(ReadyEvent{Name: c.node.Name(), ID: id, TCPPort: c.cfg.TCPPort, UDPPort: c.cfg.UDPPort, Version: c.cfg.Version},
+		fmt.Sprintf("lanchat %s: you are %s (id %s), on TCP port %d and UDP port %d. /help lists the commands.",
+			c.cfg.Version, c.st.self(c.node.Name()), id, c.cfg.TCPPort, c.cfg.UDPPort), false)
 }
 
-// pump prints the node's events until ctx ends, then prints what is
-// already queued.
+// pump prints the node's events and one's own lines until ctx ends, then
+// prints what is already queued.
 func (c *Console) pump(ctx context.Context) {
 	var tev <-chan transfer.Event
 	if c.cfg.Transfers != nil {
 		tev = c.cfg.Transfers.Events()
 	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
+		if next := c.mine.next(); !next.IsZero() {
+			timer.Reset(time.Until(next))
+		} else {
+			timer.Stop()
+		}
 		select {
 		case ev := <-c.node.Events():
 			c.show(ev)
 		case ev := <-tev:
 			c.showTransfer(ev)
+		case l := <-c.own:
+			c.addOwn(l)
+		case <-timer.C:
+			c.showOwn(c.mine.due(time.Now()))
+			c.showHeld(c.mine.stale(time.Now(), false))
 		case <-ctx.Done():
 			for {
 				select {
@@ -206,79 +320,195 @@ func (c *Console) pump(ctx context.Context) {
 					c.show(ev)
 				case ev := <-tev:
 					c.showTransfer(ev)
+				case l := <-c.own:
+					c.addOwn(l)
 				default:
+					c.showOwn(c.mine.due(time.Now().Add(ownGrace)))
+					c.showHeld(c.mine.stale(time.Now(), true))
+					c.showLate()
 					return
 				}
 			}
 		}
+		if len(c.node.Events()) == 0 {
+			c.showLate()
+		}
+	}
+}
+
+// addOwn registers one's own line; acknowledgements that came before it
+// are reported now, after its sent event.
+func (c *Console) addOwn(l *ownLine) {
+	show, acks := c.mine.add(l, time.Now())
+	c.showHeld(acks)
+	c.showOwn(show)
+}
+
+// showHeld reports acknowledgements held for their line.
+func (c *Console) showHeld(acks []heldAck) {
+	for _, a := range acks {
+		c.out.emit(DeliveredEvent{Peer: a.peer.Name, ID: a.peer.ID, MsgID: a.msgID, All: a.all}, "", false)
+	}
+}
+
+// showOwn prints one's own lines: with the delivery mark when every
+// recipient has acknowledged them, else saying whom they wait for.
+func (c *Console) showOwn(ls []*ownLine) {
+	if c.cfg.JSON {
+		return // scripts have sent and delivered events
+	}
+	for _, l := range ls {
+		plain := l.plain
+		if len(l.waiting) == 0 {
+			plain += " ✓"
+		} else {
+			plain += fmt.Sprintf(" (not yet delivered to %s)", waitingFor(l))
+		}
+		c.out.emitAt(l.at, nil, plain, false)
+	}
+}
+
+// showLate tells of lines delivered to everyone after they were shown.
+func (c *Console) showLate() {
+	if late := c.mine.takeLate(); len(late) > 0 && !c.cfg.JSON {
+		c.out.emit(nil, lateLine(late), false)
 	}
 }
 
 func who(i peer.Info) string { return fmt.Sprintf("%s (%s)", i.Name, peer.ShortID(i.ID)) }
 
+// whoStyled is who with the name coloured.
+func (c *Console) whoStyled(name, id string) string {
+	return fmt.Sprintf("%s (%s)", c.st.name(name, id), peer.ShortID(id))
+}
+
 func (c *Console) show(ev peer.Event) {
 	switch e := ev.(type) {
 	case peer.PeerUp:
 		verb := "joined"
-		if e.Back {
+		if e.Back || e.Was != "" {
 			verb = "is back,"
 		}
-		c.out.emit("peer_up", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"addr", e.Peer.Addr}, {"via", e.Peer.Via.String()},
-			{"trust", e.Peer.Trust.String()}, {"fingerprint", e.Peer.Fingerprint}, {"back", e.Back}},
-			fmt.Sprintf("* %s %s from %s via %s (%s)", who(e.Peer), verb, e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
+		name := c.whoStyled(e.Peer.Name, e.Peer.ID)
+		if e.Was != "" {
+			name = fmt.Sprintf("%s (was %s, %s)", c.st.name(e.Peer.Name, e.Peer.ID), e.Was, peer.ShortID(e.Peer.ID))
+		}
+		c.out.emit(PeerUpEvent{Peer: e.Peer.Name, ID: e.Peer.ID, Addr: e.Peer.Addr, Listen: e.Peer.Listen, Via: e.Peer.Via.String(),
+			Trust: e.Peer.Trust.String(), Fingerprint: e.Peer.Fingerprint, Back: e.Back, Was: e.Was},
+			fmt.Sprintf("* %s %s from %s via %s (%s)", name, verb, e.Peer.Addr, e.Peer.Via, e.Peer.Trust), false)
 	case peer.PeerDown:
-		plain := fmt.Sprintf("* %s left: %s", who(e.Peer), e.Reason)
+		plain := fmt.Sprintf("* %s left: %s", c.whoStyled(e.Peer.Name, e.Peer.ID), e.Reason)
 		if e.Reconnecting {
-			plain = fmt.Sprintf("* %s is away: %s; reconnecting (messages to it wait)", who(e.Peer), e.Reason)
+			plain = fmt.Sprintf("* %s is away: %s; reconnecting (messages to it wait)", c.whoStyled(e.Peer.Name, e.Peer.ID), e.Reason)
+		} else {
+			c.mine.gone(e.Peer.ID)
 		}
 		if e.Undelivered > 0 {
 			plain += fmt.Sprintf("; %d messages to it were not delivered", e.Undelivered)
 		}
-		c.out.emit("peer_down", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"reason", e.Reason},
-			{"reconnecting", e.Reconnecting}, {"undelivered", e.Undelivered}}, plain, false)
+		c.out.emit(PeerDownEvent{Peer: e.Peer.Name, ID: e.Peer.ID, Reason: e.Reason, Reconnecting: e.Reconnecting, Undelivered: e.Undelivered},
+			plain, false)
 	case peer.PeerState:
-		plain := fmt.Sprintf("* %s is unreachable (silent for %v)", who(e.Peer), e.Silence.Round(100*time.Millisecond))
+		plain := fmt.Sprintf("* %s is unreachable (silent for %v)", c.whoStyled(e.Peer.Name, e.Peer.ID), e.Silence.Round(100*time.Millisecond))
 		if e.State == peer.Up {
-			plain = fmt.Sprintf("* %s is reachable again", who(e.Peer))
+			plain = fmt.Sprintf("* %s is reachable again", c.whoStyled(e.Peer.Name, e.Peer.ID))
 		}
-		c.out.emit("peer_state", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"state", e.State.String()},
-			{"silence_ms", ms(e.Silence)}}, plain, false)
+		c.out.emit(PeerStateEvent{Peer: e.Peer.Name, ID: e.Peer.ID, State: e.State.String(), SilenceMS: ms(e.Silence)}, plain, false)
 	case peer.Stored:
 		c.showStored(e)
 	case peer.Delivered:
-		// One line per message and peer would drown a terminal: only
-		// scripts get them.
-		if c.cfg.JSON {
-			c.out.emit("delivered", []field{{"peer", e.Peer.Name}, {"id", e.Peer.ID}, {"msg_id", e.MsgID}}, "", false)
+		l, all, held := c.mine.acked(e.Peer, e.MsgID, time.Now())
+		if held {
+			return // reported once its line is registered
+		}
+		// One line per message and peer would drown a terminal: the
+		// mark on one's own line says it.
+		c.out.emit(DeliveredEvent{Peer: e.Peer.Name, ID: e.Peer.ID, MsgID: e.MsgID, All: all}, "", false)
+		if all && !l.shown {
+			l.shown = true
+			c.showOwn([]*ownLine{l})
 		}
 	case peer.Chat:
-		mark := ""
-		if e.Direct {
-			mark = "(direct) "
-		}
-		// A stranger's line never looks like a verified friend's.
-		from := e.From.Name
-		switch e.From.Trust {
-		case identity.Conflict:
-			from = fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name)
-		case identity.Verified:
-			from += " ✓"
-		case identity.FirstSeen:
-			from = fmt.Sprintf("%s (new, %s)", e.From.Name, peer.ShortID(e.From.ID))
-		}
-		c.out.emit("chat", []field{{"from", e.From.Name}, {"id", e.From.ID}, {"text", e.Text}, {"direct", e.Direct},
-			{"trust", e.From.Trust.String()}, {"msg_id", e.MsgID}},
-			fmt.Sprintf("<%s> %s%s", from, mark, e.Text), false)
+		c.showChat(e)
 	case peer.Nick:
-		c.out.emit("nick", []field{{"id", e.ID}, {"old", e.Old}, {"new", e.New}},
-			fmt.Sprintf("* %s (%s) is now known as %s", e.Old, peer.ShortID(e.ID), e.New), false)
+		c.out.emit(NickEvent{ID: e.ID, Old: e.Old, New: e.New},
+			fmt.Sprintf("* %s (%s) is now known as %s", e.Old, peer.ShortID(e.ID), c.st.name(e.New, e.ID)), false)
+	case peer.Status:
+		plain := fmt.Sprintf("* %s is back", c.whoStyled(e.Peer.Name, e.Peer.ID))
+		if e.Away {
+			plain = fmt.Sprintf("* %s is away", c.whoStyled(e.Peer.Name, e.Peer.ID))
+			if e.Text != "" {
+				plain += ": " + e.Text
+			}
+		} else {
+			c.mu.Lock()
+			delete(c.awayTold, e.Peer.ID)
+			c.mu.Unlock()
+		}
+		c.out.emit(AwayEvent{Peer: e.Peer.Name, ID: e.Peer.ID, Away: e.Away, Text: e.Text}, plain, false)
 	case peer.Warning:
-		c.out.emit("warning", []field{{"text", e.Text}}, "!!! "+e.Text, false)
+		c.warn(e.Text)
 	case peer.Notice:
-		c.out.emit("notice", []field{{"text", e.Text}}, "* "+e.Text, false)
+		c.notice(e.Text)
 	case peer.Problem:
-		c.out.Error(e.Err)
+		c.Error(e.Err)
 	}
+}
+
+// lateAfter is how late a chat line must arrive to show when it was
+// written.
+const lateAfter = time.Minute
+
+func (c *Console) showChat(e peer.Chat) {
+	me := c.node.Name()
+	// A stranger's line never looks like a verified friend's, nor an
+	// impostor's like the real one's.
+	from := c.st.name(e.From.Name, e.From.ID)
+	switch e.From.Trust {
+	case identity.Conflict:
+		if peer.SameName(e.From.Name, me) {
+			from = c.st.warn(fmt.Sprintf("%s?? id %s, NOT you", e.From.Name, peer.ShortID(e.From.ID)))
+		} else {
+			from = c.st.warn(fmt.Sprintf("%s?? id %s, NOT the known %s", e.From.Name, peer.ShortID(e.From.ID), e.From.Name))
+		}
+	case identity.Verified:
+		from += " ✓"
+	case identity.FirstSeen:
+		from = fmt.Sprintf("%s (new, %s)", from, peer.ShortID(e.From.ID))
+	}
+	marks := ""
+	if e.Direct {
+		marks += "(direct) "
+		c.mu.Lock()
+		c.lastDirect = e.From.ID
+		c.mu.Unlock()
+	}
+	if e.UDP {
+		marks += "(udp) "
+	}
+	text, mentioned := c.st.mentions(e.Text, me)
+	plain := fmt.Sprintf("<%s> %s%s", from, marks, text)
+	if e.Action {
+		plain = fmt.Sprintf("* %s %s%s", from, marks, text)
+	}
+	if e.At.Sub(e.Sent) > lateAfter {
+		plain += fmt.Sprintf(" (written %s)", writtenAt(e.Sent, e.At))
+	}
+	if c.cfg.Bell && (e.Direct || mentioned) {
+		plain += bell()
+	}
+	c.out.emit(ChatEvent{From: e.From.Name, ID: e.From.ID, Text: e.Text, Direct: e.Direct, Trust: e.From.Trust.String(),
+		MsgID: e.MsgID, Action: e.Action, UDP: e.UDP, SentAt: e.Sent.Format(time.RFC3339Nano)}, plain, false)
+}
+
+// writtenAt says when a late line was written: the time, and the day too
+// when that was another.
+func writtenAt(sent, at time.Time) string {
+	sent = sent.In(at.Location())
+	if y, m, d := sent.Date(); y == at.Year() && m == at.Month() && d == at.Day() {
+		return sent.Format("15:04:05")
+	}
+	return sent.Format("Mon 2 Jan 15:04:05")
 }
 
 // execute runs one typed line. It returns false when the line was /quit.
@@ -290,15 +520,17 @@ func (c *Console) execute(ctx context.Context, line string) bool {
 	if !strings.HasPrefix(line, "/") || strings.HasPrefix(line, "//") {
 		// "//" sends a line that starts with a slash, as IRC does.
 		text := strings.TrimPrefix(line, "/")
-		if _, err := c.node.Say(text); err != nil {
-			c.out.Error(err)
+		sent, err := c.node.Say(text)
+		if err != nil {
+			c.Error(err)
 		}
+		c.sentOwn(ctx, sent, text, ownOpts{})
 		return true
 	}
 	name, rest, _ := strings.Cut(line[1:], " ")
 	cmd, ok := lookupCommand(name)
 	if !ok {
-		c.out.Error(fmt.Errorf("unknown command /%s: /help lists the commands", name))
+		c.Error(fmt.Errorf("unknown command /%s: /help lists the commands", name))
 		return true
 	}
 	if cmd.name == "quit" {
@@ -309,29 +541,120 @@ func (c *Console) execute(ctx context.Context, line string) bool {
 		if errors.Is(err, errUsage) {
 			err = fmt.Errorf("usage: %s", cmd.usage)
 		}
-		c.out.Error(err)
+		c.Error(err)
 	}
 	return true
 }
 
-// background runs f as a job the console waits for when quitting.
+// background runs f as a job the console waits for when quitting, and
+// that Ctrl-C (on an empty line) stops: f's ctx then ends.
 func (c *Console) background(ctx context.Context, f func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(ctx)
+	c.mu.Lock()
+	id := c.nextJob
+	c.nextJob++
+	c.stops[id] = cancel
+	c.mu.Unlock()
 	c.jobs.Add(1)
 	go func() {
 		defer c.jobs.Done()
+		defer func() {
+			c.mu.Lock()
+			delete(c.stops, id)
+			c.mu.Unlock()
+			cancel()
+		}()
 		f(ctx)
 	}()
+}
+
+// stopJobs stops every running job and returns how many there were.
+func (c *Console) stopJobs() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, stop := range c.stops {
+		stop()
+	}
+	return len(c.stops)
+}
+
+// ownOpts describe one's own line.
+type ownOpts struct {
+	direct, action, udp bool
+	to                  string // the recipient of a direct line
 }
 
 // showStored reports, to scripts, that a message is on disk and on its
 // way: its id and who it is for.
 func (c *Console) showStored(s peer.Stored) {
-	if !c.cfg.JSON {
-		return
-	}
 	to := []string{}
 	for _, p := range s.To {
 		to = append(to, p.ID)
 	}
-	c.out.emit("sent", []field{{"msg_id", s.MsgID}, {"text", s.Text}, {"direct", s.Direct}, {"to", to}}, "", false)
+	c.out.emit(SentEvent{MsgID: s.MsgID, Text: s.Text, Direct: s.Direct, To: to, Action: s.Action}, "", false)
+}
+
+// sentOwn shows a line of one's own on screen with its delivery mark; it
+// is tracked until every recipient has acknowledged it (delivered events
+// say when: all). Scripts learn of it from the sent event (Stored), or at
+// once for a UDP line, which is not stored.
+func (c *Console) sentOwn(ctx context.Context, s peer.Sent, text string, o ownOpts) {
+	if s.MsgID == 0 && !o.udp {
+		return // not sent
+	}
+	if c.cfg.JSON && o.udp {
+		to := []string{}
+		for _, p := range s.To {
+			to = append(to, p.ID)
+		}
+		c.out.emit(SentEvent{Text: text, Direct: true, To: to, Action: o.action, UDP: true}, "", false)
+	}
+	me := c.st.self(c.node.Name())
+	marks := ""
+	if o.direct {
+		marks = fmt.Sprintf("(direct to %s) ", o.to)
+	}
+	if o.udp {
+		marks += "(udp) "
+	}
+	plain := fmt.Sprintf("<%s> %s%s", me, marks, text)
+	if o.action {
+		plain = fmt.Sprintf("* %s %s%s", me, marks, text)
+	}
+	l := &ownLine{msgID: s.MsgID, at: time.Now(), text: text, plain: plain, waiting: map[string]string{}}
+	if o.udp {
+		// Fire and forget: there is nothing to wait for.
+		if !c.cfg.JSON {
+			c.out.emitAt(l.at, nil, plain, false)
+		}
+		return
+	}
+	for _, p := range s.To {
+		l.waiting[p.ID] = p.Name
+	}
+	select {
+	case c.own <- l:
+	case <-ctx.Done():
+	}
+}
+
+// tellAway shows, once per away text, that the peer a direct message went
+// to is away.
+func (c *Console) tellAway(id string) {
+	p, err := c.node.Resolve(id)
+	if err != nil || !p.UserAway {
+		return
+	}
+	c.mu.Lock()
+	told, ok := c.awayTold[id]
+	c.awayTold[id] = p.AwayText
+	c.mu.Unlock()
+	if ok && told == p.AwayText {
+		return
+	}
+	text := fmt.Sprintf("%s is away", p.Name)
+	if p.AwayText != "" {
+		text += ": " + p.AwayText
+	}
+	c.notice(text)
 }

@@ -274,3 +274,153 @@ func TestConsoleJSON(t *testing.T) {
 		t.Fatal("console did not return at end of input")
 	}
 }
+
+// Issue 17 against two real nodes on loopback, in JSON mode: UDP chat,
+// actions, away, names one per person, a series that outlives a rename
+// (bug 1), delivery to every recipient.
+func TestConsoleJSONEverydayUse(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a, atr := startNode(t, ctx, "alice")
+	b, btr := startNode(t, ctx, "bob")
+	bobEvents := make(chan peer.Event, 1000)
+	go func() {
+		for {
+			select {
+			case e := <-b.Events():
+				select {
+				case bobEvents <- e:
+				default:
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	bobGot := func(pred func(peer.Chat) bool) peer.Chat {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case e := <-bobEvents:
+				if c, ok := e.(peer.Chat); ok && pred(c) {
+					return c
+				}
+			case <-deadline:
+				t.Fatal("bob got no such chat")
+			}
+		}
+	}
+	in, inw := io.Pipe()
+	defer inw.Close()
+	out := &jsonLines{}
+	con := New(Config{Node: a, In: in, Out: out, JSON: true, TCPPort: atr.TCPPort(), UDPPort: atr.UDPPort()})
+	runDone := make(chan error, 1)
+	go func() { runDone <- con.Run(ctx) }()
+	send := func(line string) {
+		t.Helper()
+		if _, err := io.WriteString(inw, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.wait(t, is("ready"))
+	send(fmt.Sprintf("/connect 127.0.0.1:%d", btr.TCPPort()))
+	up := out.wait(t, is("peer_up"))
+	if up["listen"] != fmt.Sprintf("127.0.0.1:%d", btr.TCPPort()) {
+		t.Fatalf("peer_up listen: %v", up)
+	}
+
+	send("hello bob")
+	sent := out.wait(t, func(ev map[string]any) bool { return ev["event"] == "sent" && ev["text"] == "hello bob" })
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "delivered" && ev["msg_id"] == sent["msg_id"] && ev["all"] == true
+	})
+
+	send("/msg -udp BOB over udp")
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "sent" && ev["udp"] == true && ev["text"] == "over udp"
+	})
+	if c := bobGot(func(c peer.Chat) bool { return c.Text == "over udp" }); !c.UDP || !c.Direct {
+		t.Fatalf("bob got %+v", c)
+	}
+	send("/me waves")
+	if c := bobGot(func(c peer.Chat) bool { return c.Text == "waves" }); !c.Action {
+		t.Fatalf("bob got %+v", c)
+	}
+	send("/msg -udp bob " + strings.Repeat("x", transport.MaxUDPText+1))
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "error" && strings.Contains(ev["text"].(string), "send it without -udp")
+	})
+
+	send("/away out for lunch")
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "away" && ev["self"] == true && ev["text"] == "out for lunch"
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if p, err := b.Resolve("alice"); err == nil && p.UserAway && p.AwayText == "out for lunch" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("bob does not see alice away")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := b.SetAway(true, "busy"); err != nil {
+		t.Fatal(err)
+	}
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "away" && ev["peer"] == "bob" && ev["text"] == "busy"
+	})
+	send("/peers")
+	peers := out.wait(t, is("peers"))
+	entry := peers["peers"].([]any)[0].(map[string]any)
+	if entry["away"] != true || entry["away_text"] != "busy" || entry["listen"] != up["listen"] {
+		t.Fatalf("peers entry %v", entry)
+	}
+
+	// Bug 3: names are one per person.
+	send("/nick Bob")
+	out.wait(t, func(ev map[string]any) bool {
+		return ev["event"] == "error" && strings.Contains(ev["text"].(string), "names are one per person")
+	})
+	if a.Name() != "alice" {
+		t.Fatalf("alice took bob's name: %q", a.Name())
+	}
+
+	// Bug 1: a rename in the middle of a series does not end it; the
+	// peer leaving does, and the summary counts only what was sent.
+	send("/echo -udp -n 1000 -i 20ms bob")
+	out.wait(t, func(ev map[string]any) bool { return ev["event"] == "echo" && ev["seq"] == float64(2) })
+	if err := b.SetName("robert"); err != nil {
+		t.Fatal(err)
+	}
+	out.wait(t, func(ev map[string]any) bool { return ev["event"] == "echo" && ev["peer"] == "robert" })
+	lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	b.Leave(lctx, "quit")
+	lcancel()
+	sum := out.wait(t, is("echo_summary"))
+	echoes := 0
+	out.mu.Lock()
+	for _, ev := range out.events {
+		if ev["event"] == "echo" && ev["transport"] == "udp" {
+			echoes++
+		}
+		if ev["event"] == "error" && strings.Contains(ev["text"].(string), "unknown peer") {
+			t.Errorf("the series looked the peer up by name: %v", ev)
+		}
+	}
+	out.mu.Unlock()
+	if sum["sent"] != float64(echoes) || sum["sent"] == float64(1000) || sum["stopped"] == "" {
+		t.Fatalf("summary %v after %d echoes", sum, echoes)
+	}
+	inw.Close()
+	select {
+	case err := <-runDone:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("console did not return at end of input")
+	}
+}

@@ -29,7 +29,7 @@ func (c *Console) cmdDrop(_ context.Context, args []string, _ string) error {
 	if err != nil {
 		return fmt.Errorf("drop: %w", err)
 	}
-	c.out.emit("dropped", []field{{"peer", p.Name}, {"id", p.ID}, {"messages", n}},
+	c.out.emit(DroppedEvent{Peer: p.Name, ID: p.ID, Messages: n},
 		fmt.Sprintf("* dropped %d messages waiting for %s (%s)", n, p.Name, peer.ShortID(p.ID)), false)
 	return nil
 }
@@ -65,7 +65,7 @@ func (c *Console) cmdHistory(_ context.Context, args []string, _ string) error {
 	if err != nil {
 		return fmt.Errorf("history: %w", err)
 	}
-	c.showLines("history", lines, "no lines yet")
+	c.showLines(false, lines, "no lines yet")
 	return nil
 }
 
@@ -81,7 +81,7 @@ func (c *Console) cmdSearch(_ context.Context, args []string, rest string) error
 	if err != nil {
 		return fmt.Errorf("search: %w", err)
 	}
-	c.showLines("search", lines, fmt.Sprintf("no line contains %q", text))
+	c.showLines(true, lines, fmt.Sprintf("no line contains %q", text))
 	return nil
 }
 
@@ -97,27 +97,13 @@ func (c *Console) historyPeer(arg string) (string, error) {
 	return p.ID, nil
 }
 
-// lineJSON is one history line in a history or search event.
-type lineJSON struct {
-	Dir       string   `json:"dir"`
-	Peer      string   `json:"peer"`
-	ID        string   `json:"id"`
-	Direct    bool     `json:"direct"`
-	Text      string   `json:"text"`
-	SentAt    string   `json:"sent_at"`
-	At        string   `json:"at"`
-	MsgID     uint64   `json:"msg_id"`
-	Delivered []string `json:"delivered,omitempty"`
-	Waiting   []string `json:"waiting,omitempty"`
-}
-
 // showLines prints history lines, oldest first as given.
-func (c *Console) showLines(event string, lines []store.Line, none string) {
+func (c *Console) showLines(search bool, lines []store.Line, none string) {
 	var b strings.Builder
-	list := []lineJSON{}
+	list := []HistoryLine{}
 	me := c.node.Name()
 	for _, l := range lines {
-		j := lineJSON{Peer: l.PeerName, ID: l.Peer, Direct: l.Direct, Text: l.Text, MsgID: l.MsgID,
+		j := HistoryLine{Peer: l.PeerName, ID: l.Peer, Direct: l.Direct, Text: l.Text, MsgID: l.MsgID,
 			SentAt: l.Sent.Format(time.RFC3339Nano), At: l.At.Format(time.RFC3339Nano)}
 		from, mark := l.PeerName, ""
 		if l.In {
@@ -153,5 +139,9 @@ func (c *Console) showLines(event string, lines []store.Line, none string) {
 	if len(lines) == 0 {
 		b.WriteString(none)
 	}
-	c.out.emit(event, []field{{"lines", list}}, strings.TrimRight(b.String(), "\n"), true)
+	var ev Event = HistoryEvent{Lines: list}
+	if search {
+		ev = SearchEvent{Lines: list}
+	}
+	c.out.emit(ev, strings.TrimRight(b.String(), "\n"), true)
 }

@@ -6,10 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-
-	"github.com/chzyer/readline"
 
 	"lanchat/transport"
 )
@@ -90,7 +86,7 @@ func (c *Console) runLines(ctx context.Context) error {
 		case r := <-lines:
 			switch {
 			case errors.Is(r.err, errLineTooLong):
-				c.out.Error(r.err)
+				c.Error(r.err)
 			case errors.Is(r.err, io.EOF):
 				return nil
 			case r.err != nil:
@@ -100,81 +96,6 @@ func (c *Console) runLines(ctx context.Context) error {
 					return nil
 				}
 			}
-		}
-	}
-}
-
-// runTerminal runs the readline prompt.
-func (c *Console) runTerminal(ctx context.Context) error {
-	peers := readline.PcItemDynamic(func(string) []string { return c.node.PeerNames() })
-	transports := func(next ...readline.PrefixCompleterInterface) []readline.PrefixCompleterInterface {
-		return []readline.PrefixCompleterInterface{
-			readline.PcItem("-tcp", next...), readline.PcItem("-udp", next...),
-		}
-	}
-	// Every command completes; what follows depends on its arguments.
-	next := map[string][]readline.PrefixCompleterInterface{
-		"msg":    {peers},
-		"time":   append(transports(peers), peers),
-		"echo":   append(transports(peers), peers),
-		"forget": {peers},
-	}
-	var items []readline.PrefixCompleterInterface
-	for _, cmd := range commands {
-		items = append(items, readline.PcItem("/"+cmd.name, next[cmd.name]...))
-	}
-	completer := readline.NewPrefixCompleter(items...)
-	if c.cfg.HistoryFile != "" {
-		if err := os.MkdirAll(filepath.Dir(c.cfg.HistoryFile), 0o700); err != nil {
-			c.out.Error(fmt.Errorf("history not kept: %w", err))
-			c.cfg.HistoryFile = ""
-		}
-	}
-	rl, err := readline.NewEx(&readline.Config{
-		Prompt:            c.node.Name() + "> ",
-		HistoryFile:       c.cfg.HistoryFile,
-		HistoryLimit:      1000,
-		AutoComplete:      completer,
-		InterruptPrompt:   "^C",
-		HistorySearchFold: true,
-	})
-	if err != nil {
-		return fmt.Errorf("start the prompt: %w", err)
-	}
-	defer rl.Close()
-	// From here every line goes through readline, which redraws the
-	// prompt and the partial input after it.
-	c.out.SetWriter(rl.Stdout())
-	defer c.out.SetWriter(c.cfg.Out)
-	if c.cfg.Log != nil {
-		old := c.cfg.Log.set(c.out)
-		defer c.cfg.Log.set(old)
-	}
-	c.setPrompt = func(name string) { rl.SetPrompt(name + "> ") }
-	stop := context.AfterFunc(ctx, func() { rl.Close() })
-	defer stop()
-	for {
-		line, err := rl.Readline()
-		switch {
-		case errors.Is(err, readline.ErrInterrupt):
-			continue // Ctrl-C clears the line
-		case errors.Is(err, io.EOF):
-			if c.confirmQuit() {
-				return nil // Ctrl-D
-			}
-			continue
-		case err != nil:
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("read input: %w", err)
-		}
-		if len(line) > maxLine {
-			c.out.Error(errLineTooLong)
-			continue
-		}
-		if !c.execute(ctx, line) {
-			return nil
 		}
 	}
 }

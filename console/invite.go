@@ -36,7 +36,7 @@ func (c *Console) cmdInvite(_ context.Context, args []string, _ string) error {
 	if err != nil {
 		return fmt.Errorf("invite: %w", err)
 	}
-	c.out.emit("invite", []field{{"line", line}, {"id", t.ID}, {"addrs", t.Addrs}}, line, true)
+	c.out.emit(InviteEvent{Line: line, ID: t.ID, Addrs: t.Addrs}, line, true)
 	return nil
 }
 
@@ -55,15 +55,15 @@ func (c *Console) connectInvite(ctx context.Context, line string) error {
 			case err == nil:
 				return
 			case errors.Is(err, peer.ErrDuplicate):
-				c.out.emit("notice", []field{{"text", err.Error()}}, "* "+err.Error(), false)
+				c.notice(err.Error())
 				return
 			case errors.Is(err, peer.ErrIdentity), ctx.Err() != nil:
-				c.out.Error(fmt.Errorf("connect: %w", err))
+				c.Error(connectError(addr, err))
 				return
 			}
 			errs = append(errs, err)
 		}
-		c.out.Error(fmt.Errorf("connect: %w", errors.Join(errs...)))
+		c.Error(fmt.Errorf("connect: %w", errors.Join(errs...)))
 	})
 	return nil
 }

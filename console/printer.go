@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -17,13 +18,6 @@ const (
 	maxPlain   = 64 << 10
 	maxLogLine = 8 << 10
 )
-
-// field is one key and value of a JSON event, kept in order so that
-// "event" and "ts" come first.
-type field struct {
-	k string
-	v any
-}
 
 // Printer writes events either as plain lines or as JSON objects, one per
 // line, under one lock.
@@ -49,28 +43,46 @@ func (p *Printer) SetWriter(w io.Writer) {
 
 // emit prints one event: its JSON form or its plain line. The plain line
 // is prefixed with the time of day unless bare is set.
-func (p *Printer) emit(event string, fields []field, plain string, bare bool) {
-	now := p.now()
+func (p *Printer) emit(ev Event, plain string, bare bool) {
+	p.emitAt(p.now(), ev, plain, bare)
+}
+
+// emitAt is emit for an event that happened at (a line of one's own,
+// printed once delivered, carries the time it was written). A nil ev is a
+// line for people only: nothing is written in JSON mode.
+func (p *Printer) emitAt(at time.Time, ev Event, plain string, bare bool) {
 	var b bytes.Buffer
 	if p.json {
+		if ev == nil {
+			return // a line for people only
+		}
 		b.WriteString(`{"event":`)
-		writeJSON(&b, event)
+		writeJSON(&b, ev.Kind())
 		b.WriteString(`,"ts":`)
-		writeJSON(&b, now.Format(time.RFC3339Nano))
-		for _, f := range fields {
+		writeJSON(&b, p.now().Format(time.RFC3339Nano))
+		body, err := json.Marshal(ev)
+		if err != nil {
+			// Every event is plain data; this would be a bug.
+			body, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+		}
+		if len(body) > 2 { // more than {}
 			b.WriteByte(',')
-			writeJSON(&b, f.k)
-			b.WriteByte(':')
-			writeJSON(&b, f.v)
+			b.Write(termtext.EscapeJSON(b.AvailableBuffer(), body[1:]))
+		} else {
+			b.WriteByte('}')
 		}
-		b.WriteString("}\n")
+		b.WriteByte('\n')
 	} else {
-		if !bare {
-			b.WriteString(now.Format("[15:04:05] "))
+		if plain == "" {
+			return
 		}
-		// Every plain line passes the one terminal sanitiser.
-		b.Write(termtext.AppendSanitized(b.AvailableBuffer(), plain, maxPlain, true))
-		if plain == "" || plain[len(plain)-1] != '\n' {
+		if !bare {
+			b.WriteString(at.Format("[15:04:05] "))
+		}
+		// Every plain line passes the one terminal sanitiser; only the
+		// console's own style marks become escape codes (render).
+		render(&b, plain)
+		if plain[len(plain)-1] != '\n' {
 			b.WriteByte('\n')
 		}
 	}
@@ -87,9 +99,24 @@ func writeJSON(b *bytes.Buffer, v any) {
 	b.Write(termtext.EscapeJSON(b.AvailableBuffer(), enc))
 }
 
-// Error prints an error event.
-func (p *Printer) Error(err error) {
-	p.emit("error", []field{{"text", err.Error()}}, "error: "+err.Error(), false)
+// render writes a plain line: its text through the terminal sanitiser,
+// and each style mark (style.go) as the fixed sequence it stands for.
+// Nothing else can become an escape code: a mark is NUL and one byte, and
+// no string from the network holds a NUL (they are checked at decode, and
+// a stray one would only pick one of the fixed sequences).
+func render(b *bytes.Buffer, plain string) {
+	for plain != "" {
+		i := strings.IndexByte(plain, markByte)
+		if i < 0 {
+			i = len(plain)
+		}
+		b.Write(termtext.AppendSanitized(b.AvailableBuffer(), plain[:i], maxPlain, true))
+		if i+1 >= len(plain) {
+			return
+		}
+		b.WriteString(markCodes[plain[i+1]])
+		plain = plain[i+2:]
+	}
 }
 
 // ms converts a duration to fractional milliseconds for JSON.

@@ -26,7 +26,7 @@ func TestPrinterSanitises(t *testing.T) {
 		var buf bytes.Buffer
 		p := NewPrinter(&buf, false)
 		p.now = func() time.Time { return time.Date(2026, 1, 1, 9, 0, 0, 0, time.UTC) }
-		p.emit("chat", nil, "<mallory> "+hostile, false)
+		p.emit(ChatEvent{}, "<mallory> "+hostile, false)
 		check(t, buf.String(), true)
 		if got := strings.Count(buf.String(), "\n"); got != 2 {
 			// the event's own line end and the one inside the value
@@ -36,10 +36,10 @@ func TestPrinterSanitises(t *testing.T) {
 	t.Run("json", func(t *testing.T) {
 		var buf bytes.Buffer
 		p := NewPrinter(&buf, true)
-		p.emit("chat", []field{{"text", hostile}}, "", false)
+		p.emit(ChatEvent{Text: hostile}, "", false)
 		line := strings.TrimSuffix(buf.String(), "\n")
 		check(t, line, false)
-		var ev map[string]string
+		var ev map[string]any
 		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev["text"] != strings.ToValidUTF8(hostile, "\ufffd") {
 			t.Errorf("JSON %s decodes to %q (%v)", line, ev["text"], err)
 		}

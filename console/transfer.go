@@ -68,7 +68,7 @@ func (c *Console) cmdSend(ctx context.Context, args []string, rest string) error
 	}
 	c.background(ctx, func(ctx context.Context) {
 		if _, err := tm.Offer(ctx, p.ID, paths...); err != nil {
-			c.out.Error(fmt.Errorf("send to %s: %w", p.Name, err))
+			c.Error(fmt.Errorf("send to %s: %w", p.Name, err))
 		}
 	})
 	return nil
@@ -133,21 +133,6 @@ func (c *Console) cmdCancel(_ context.Context, args []string, _ string) error {
 	return nil
 }
 
-// transferJSON is one transfer in a transfers event.
-type transferJSON struct {
-	ID        string   `json:"transfer_id"`
-	Peer      string   `json:"peer"`
-	PeerID    string   `json:"id"`
-	Direction string   `json:"direction"`
-	State     string   `json:"state"`
-	Names     []string `json:"names"`
-	Files     int      `json:"files"`
-	Bytes     int64    `json:"bytes"`
-	Done      int64    `json:"done"`
-	Path      string   `json:"path,omitempty"`
-	Reason    string   `json:"reason,omitempty"`
-}
-
 func (c *Console) cmdTransfers(_ context.Context, args []string, _ string) error {
 	tm, err := c.transfers()
 	if err != nil {
@@ -156,14 +141,14 @@ func (c *Console) cmdTransfers(_ context.Context, args []string, _ string) error
 	if len(args) > 0 {
 		return errUsage
 	}
-	list := []transferJSON{}
+	list := []TransferEntry{}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDIR\tPEER\tSTATE\tDONE\tNAMES")
 	all := tm.List()
 	for _, t := range all {
 		name := c.peerName(t.Peer)
-		list = append(list, transferJSON{ID: t.ID, Peer: name, PeerID: t.Peer, Direction: t.Dir.String(), State: t.State.String(),
+		list = append(list, TransferEntry{TransferID: t.ID, Peer: name, ID: t.Peer, Direction: t.Dir.String(), State: t.State.String(),
 			Names: t.Names, Files: t.Files, Bytes: t.Bytes, Done: t.Done, Path: t.Path, Reason: t.Reason})
 		state := t.State.String()
 		if t.Reason != "" {
@@ -177,7 +162,7 @@ func (c *Console) cmdTransfers(_ context.Context, args []string, _ string) error
 	if len(all) == 0 {
 		plain = "no transfers"
 	}
-	c.out.emit("transfers", []field{{"transfers", list}}, plain, true)
+	c.out.emit(TransfersEvent{Transfers: list}, plain, true)
 	return nil
 }
 
@@ -187,9 +172,9 @@ func (c *Console) showTransfer(ev transfer.Event) {
 	case transfer.Offered:
 		i := e.Info
 		name := c.peerName(i.Peer)
-		base := []field{{"transfer_id", i.ID}, {"peer", name}, {"id", i.Peer}, {"direction", i.Dir.String()},
-			{"files", i.Files}, {"entries", i.Entries}, {"bytes", i.Bytes}, {"names", i.Names},
-			{"expires", i.Expires.Format(time.RFC3339)}, {"auto", e.Auto}}
+		ev := TransferOfferEvent{TransferID: i.ID, Peer: name, ID: i.Peer, Direction: i.Dir.String(),
+			Files: i.Files, Entries: i.Entries, Bytes: i.Bytes, Names: i.Names,
+			Expires: i.Expires.Format(time.RFC3339), Auto: e.Auto}
 		plain := fmt.Sprintf("* offered %s to %s (transfer %s); waiting for an answer", what(i), name, i.ID)
 		if i.Dir == transfer.Receive {
 			plain = fmt.Sprintf("* %s offers %s (transfer %s): /accept %s or /reject %s (the offer expires at %s)",
@@ -198,7 +183,7 @@ func (c *Console) showTransfer(ev transfer.Event) {
 				plain = fmt.Sprintf("* %s sends %s (transfer %s): accepted, from a trusted peer", name, what(i), i.ID)
 			}
 		}
-		c.out.emit("transfer_offer", base, plain, false)
+		c.out.emit(ev, plain, false)
 	case transfer.Accepted:
 		i := e.Info
 		name := c.peerName(i.Peer)
@@ -209,24 +194,18 @@ func (c *Console) showTransfer(ev transfer.Event) {
 		if e.Resumed {
 			plain += fmt.Sprintf(" (resuming after %s)", size(e.Offset))
 		}
-		c.out.emit("transfer_accepted", []field{{"transfer_id", i.ID}, {"peer", name}, {"id", i.Peer}, {"direction", i.Dir.String()},
-			{"path", i.Path}, {"resumed", e.Resumed}, {"offset", e.Offset}}, plain, false)
+		c.out.emit(TransferAcceptedEvent{TransferID: i.ID, Peer: name, ID: i.Peer, Direction: i.Dir.String(),
+			Path: i.Path, Resumed: e.Resumed, Offset: e.Offset}, plain, false)
 	case transfer.Progress:
 		c.showProgress(e)
 	case transfer.Done:
 		i := e.Info
 		c.endProgress(i.ID)
 		name := c.peerName(i.Peer)
-		type fileJSON struct {
-			Path   string `json:"path"`
-			Local  string `json:"local"`
-			Bytes  int64  `json:"bytes"`
-			BLAKE3 string `json:"blake3"`
-		}
-		files := []fileJSON{}
+		files := []TransferFile{}
 		var hashes []string
 		for _, f := range e.Files {
-			files = append(files, fileJSON{Path: f.Path, Local: f.Local, Bytes: f.Size, BLAKE3: f.Hash})
+			files = append(files, TransferFile{Path: f.Path, Local: f.Local, Bytes: f.Size, BLAKE3: f.Hash})
 			if len(hashes) < 3 {
 				hashes = append(hashes, fmt.Sprintf("%s %s", f.Hash, f.Path))
 			}
@@ -246,9 +225,9 @@ func (c *Console) showTransfer(ev transfer.Event) {
 		if len(e.Files) > len(hashes) {
 			plain += fmt.Sprintf("\n    ... and %d more (/transfers, or --json for all)", len(e.Files)-len(hashes))
 		}
-		c.out.emit("transfer_done", []field{{"transfer_id", i.ID}, {"peer", name}, {"id", i.Peer}, {"direction", i.Dir.String()},
-			{"files", files}, {"bytes", i.Bytes}, {"seconds", e.Seconds}, {"rate", e.Rate}, {"path", i.Path},
-			{"hash", "blake3"}, {"resent", max(i.Wire-i.Bytes, 0)}}, plain, false)
+		c.out.emit(TransferDoneEvent{TransferID: i.ID, Peer: name, ID: i.Peer, Direction: i.Dir.String(),
+			Files: files, Bytes: i.Bytes, Seconds: e.Seconds, Rate: e.Rate, Path: i.Path,
+			Hash: "blake3", Resent: max(i.Wire-i.Bytes, 0)}, plain, false)
 	case transfer.Failed:
 		c.transferFailed(e.Info, e.Info.Reason)
 	case transfer.Rejected:
@@ -269,25 +248,25 @@ func (c *Console) showTransfer(ev transfer.Event) {
 		if e.ByPeer {
 			by = "by " + c.peerName(i.Peer)
 		}
-		c.out.emit("transfer_cancelled", []field{{"transfer_id", i.ID}, {"peer", c.peerName(i.Peer)}, {"id", i.Peer},
-			{"direction", i.Dir.String()}, {"by_peer", e.ByPeer}, {"reason", i.Reason}},
+		c.out.emit(TransferCancelledEvent{TransferID: i.ID, Peer: c.peerName(i.Peer), ID: i.Peer,
+			Direction: i.Dir.String(), ByPeer: e.ByPeer, Reason: i.Reason},
 			fmt.Sprintf("* transfer %s cancelled %s", i.ID, by), false)
 	case transfer.Interrupted:
 		i := e.Info
-		c.out.emit("transfer_interrupted", []field{{"transfer_id", i.ID}, {"peer", c.peerName(i.Peer)}, {"id", i.Peer},
-			{"direction", i.Dir.String()}, {"error", e.Err}},
+		c.out.emit(TransferInterruptedEvent{TransferID: i.ID, Peer: c.peerName(i.Peer), ID: i.Peer,
+			Direction: i.Dir.String(), Error: e.Err},
 			fmt.Sprintf("* transfer %s interrupted (%s); it goes on once %s is reachable", i.ID, e.Err, c.peerName(i.Peer)), false)
 	}
 }
 
 func (c *Console) transferFailed(i transfer.Info, reason string) {
 	c.endProgress(i.ID)
-	plain := fmt.Sprintf("!!! transfer %s failed: %s", i.ID, reason)
+	plain := c.st.warn(fmt.Sprintf("!!! transfer %s failed: %s", i.ID, reason))
 	if i.Resumable {
 		plain += fmt.Sprintf("; what arrived is kept: /accept %s resumes it once there is space", i.ID)
 	}
-	c.out.emit("transfer_failed", []field{{"transfer_id", i.ID}, {"peer", c.peerName(i.Peer)}, {"id", i.Peer},
-		{"direction", i.Dir.String()}, {"reason", reason}, {"resumable", i.Resumable}}, plain, false)
+	c.out.emit(TransferFailedEvent{TransferID: i.ID, Peer: c.peerName(i.Peer), ID: i.Peer,
+		Direction: i.Dir.String(), Reason: reason, Resumable: i.Resumable}, plain, false)
 }
 
 // showProgress reports a running transfer: a JSON event (the engine
@@ -300,9 +279,9 @@ func (c *Console) showProgress(e transfer.Progress) {
 	}
 	switch {
 	case c.cfg.JSON:
-		c.out.emit("transfer_progress", []field{{"transfer_id", e.ID}, {"id", e.Peer}, {"direction", e.Dir.String()},
-			{"bytes", e.Bytes}, {"total", e.Total}, {"files", e.Files}, {"file_count", e.FileCount},
-			{"rate", e.Rate}, {"eta_s", e.ETA.Seconds()}}, "", false)
+		c.out.emit(TransferProgressEvent{TransferID: e.ID, ID: e.Peer, Direction: e.Dir.String(),
+			Bytes: e.Bytes, Total: e.Total, Files: e.Files, FileCount: e.FileCount,
+			Rate: e.Rate, ETAS: e.ETA.Seconds()}, "", false)
 	case c.cfg.Terminal:
 		c.prog.mu.Lock()
 		if c.prog.running == nil {
@@ -322,7 +301,7 @@ func (c *Console) showProgress(e transfer.Progress) {
 		}
 		c.prog.mu.Unlock()
 		if due {
-			c.out.emit("transfer_progress", nil, "* transfer "+line, false)
+			c.out.emit(nil, "* transfer "+line, false)
 		}
 	}
 }

@@ -22,6 +22,6 @@ func (c *Console) cmdVerify(_ context.Context, args []string, _ string) error {
 	if v.Verified {
 		plain = fmt.Sprintf("* %s (%s) is verified: the codes match (%s)", v.Peer.Name, peer.ShortID(v.Peer.ID), v.Code)
 	}
-	c.out.emit("verify", []field{{"peer", v.Peer.Name}, {"id", v.Peer.ID}, {"code", v.Code}, {"verified", v.Verified}}, plain, false)
+	c.out.emit(VerifyEvent{Peer: v.Peer.Name, ID: v.Peer.ID, Code: v.Code, Verified: v.Verified}, plain, false)
 	return nil
 }

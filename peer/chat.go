@@ -24,7 +24,12 @@ type Sent struct {
 // id; a Stored event follows once it is on disk and on its way, or a
 // Problem if it could not be stored. Errors name the peers it could not
 // be queued for.
-func (n *Node) Say(text string) (Sent, error) {
+func (n *Node) Say(text string) (Sent, error) { return n.say(text, 0) }
+
+// Act is Say for an action (/me).
+func (n *Node) Act(text string) (Sent, error) { return n.say(text, transport.ChatAction) }
+
+func (n *Node) say(text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
@@ -39,13 +44,20 @@ func (n *Node) Say(text string) (Sent, error) {
 	for i, p := range ps {
 		to[i] = p.ref()
 	}
-	return n.send(ps, to, false, text)
+	return n.send(ps, to, false, flags, text)
 }
 
 // Tell sends text to one peer (a name or id prefix) only; a peer that is
 // away gets it when it is back. With a store, a peer known from an
 // earlier session (known_peers) gets it when it is next connected.
-func (n *Node) Tell(peerArg, text string) (Sent, error) {
+func (n *Node) Tell(peerArg, text string) (Sent, error) { return n.tell(peerArg, text, 0) }
+
+// ActTo is Tell for an action (/me to one peer).
+func (n *Node) ActTo(peerArg, text string) (Sent, error) {
+	return n.tell(peerArg, text, transport.ChatAction)
+}
+
+func (n *Node) tell(peerArg, text string, flags uint8) (Sent, error) {
 	if err := transport.CheckText(text); err != nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
@@ -53,11 +65,11 @@ func (n *Node) Tell(peerArg, text string) (Sent, error) {
 	n.sendMu.Lock()
 	p, err := n.lookup(peerArg)
 	if err == nil {
-		return n.send([]*Peer{p}, []Ref{p.ref()}, true, text)
+		return n.send([]*Peer{p}, []Ref{p.ref()}, true, flags, text)
 	}
 	if n.store != nil {
 		if id, ok := n.known.PinnedID(peerArg); ok && id != n.id {
-			return n.send(nil, []Ref{{ID: id, Name: peerArg, Trust: identity.Trusted}}, true, text)
+			return n.send(nil, []Ref{{ID: id, Name: peerArg, Trust: identity.Trusted}}, true, flags, text)
 		}
 	}
 	n.sendMu.Unlock()
@@ -66,10 +78,13 @@ func (n *Node) Tell(peerArg, text string) (Sent, error) {
 
 // send queues a message for the peers to (ps, those of them connected or
 // away this session, when there is no store) and releases sendMu, which
-// the caller holds: ids are handed out and queued in one order.
-func (n *Node) send(ps []*Peer, to []Ref, direct bool, text string) (Sent, error) {
+// the caller holds: ids are handed out and queued in one order. flags
+// (transport.ChatAction) go with the message on this run's connections;
+// the store does not keep them, so a message resent after a restart
+// loses them.
+func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string) (Sent, error) {
 	if n.store == nil {
-		m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: direct, Sent: time.Now().UnixNano(), Text: text}
+		m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: direct, Sent: time.Now().UnixNano(), Text: text, Flags: flags}
 		sent := Sent{MsgID: m.MsgID}
 		var errs []error
 		for i, p := range ps {
@@ -81,7 +96,7 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, text string) (Sent, error
 		}
 		n.sendMu.Unlock()
 		if len(sent.To) > 0 {
-			n.emit(Stored{MsgID: m.MsgID, Text: text, Direct: direct, To: sent.To})
+			n.emit(Stored{MsgID: m.MsgID, Text: text, Direct: direct, To: sent.To, Action: flags&transport.ChatAction != 0})
 		}
 		return sent, errors.Join(errs...)
 	}
@@ -97,7 +112,7 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, text string) (Sent, error
 	refused := store.Refused(err)
 	kept := slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
 	select {
-	case n.pumpq <- queued{out: out, c: c, to: kept}:
+	case n.pumpq <- queued{out: out, c: c, to: kept, flags: flags}:
 	case <-n.ctx.Done():
 		return Sent{}, fmt.Errorf("message not sent: %w", n.ctx.Err())
 	}
@@ -107,9 +122,10 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, text string) (Sent, error
 	return Sent{MsgID: out.ID, To: kept}, err
 }
 
-// SetName changes this node's name and tells every peer.
+// SetName changes this node's name and tells every peer. A name that a
+// connected or known peer holds (compared as SameName does) is refused.
 func (n *Node) SetName(name string) error {
-	if err := transport.CheckName(name); err != nil {
+	if err := n.checkNewName(name); err != nil {
 		return err
 	}
 	n.mu.Lock()

@@ -52,7 +52,7 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 		return nil
 	}
 	l.arrivals = append(l.arrivals, arrival{c: c, fresh: fresh,
-		chat: Chat{From: ref, MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: sent}})
+		chat: Chat{From: ref, MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: sent, Action: m.Flags&transport.ChatAction != 0}})
 	if !l.delivering {
 		l.delivering = true
 		l.rwg.Add(1)

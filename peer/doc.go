@@ -12,7 +12,8 @@
 // where peers listen, redialling absent ones), given.go (nodes given by
 // hand in a list that changes: the peers file), handshake.go and
 // secure.go (securing and admitting a connection), chat.go, request.go,
-// series.go, udp.go.
+// series.go, udp.go, names.go (names are one per person: SameName),
+// away.go (/away), udpchat.go (chat over a datagram).
 //
 // # Writes
 //

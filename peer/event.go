@@ -11,6 +11,9 @@ type Event interface{ isEvent() }
 type PeerUp struct {
 	Peer Info
 	Back bool
+	// Was is the name this node last knew the peer by, when that was
+	// another (it restarted under a new name); "" otherwise.
+	Was string
 }
 
 // PeerDown: a peer's connection ended. Reconnecting is set when the loss
@@ -38,6 +41,8 @@ type Stored struct {
 	Text   string
 	Direct bool
 	To     []Ref
+	// Action marks /me.
+	Action bool
 }
 
 // Delivered: a peer acknowledged a chat message.
@@ -54,12 +59,23 @@ type Chat struct {
 	Direct bool
 	At     time.Time
 	Sent   time.Time // the sender's clock
+	// Action marks /me; UDP a line that came as one datagram (/msg
+	// -udp: direct, with no MsgID, acknowledgement or retry).
+	Action bool
+	UDP    bool
 }
 
 // Nick: a peer changed its name.
 type Nick struct {
 	ID       string
 	Old, New string
+}
+
+// Status: a peer's user went away (/away, with Text) or came back.
+type Status struct {
+	Peer Ref
+	Away bool
+	Text string
 }
 
 // Warning: a security problem the user must see: an identity that does
@@ -80,6 +96,7 @@ func (Delivered) isEvent() {}
 func (Stored) isEvent()    {}
 func (Chat) isEvent()      {}
 func (Nick) isEvent()      {}
+func (Status) isEvent()    {}
 func (Notice) isEvent()    {}
 func (Warning) isEvent()   {}
 func (Problem) isEvent()   {}

@@ -178,7 +178,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 			return fail(fmt.Errorf("handshake with %v: %w", remote, n.ctx.Err()))
 		}
 	}
-	back := n.attach(l, h, dialed)
+	back, was := n.attach(l, h, dialed)
 	if old != nil {
 		// The node restarted, or its old connection died unnoticed: the
 		// new one wins. Only a new session is worth telling the user.
@@ -190,7 +190,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	n.checkTrust(l.p)
 	n.remember(l.p) // after checkTrust: a book may keep pinned ids only
 	l.conn.Send(n.announcement(l.id))
-	n.emit(PeerUp{Peer: l.info(), Back: back})
+	n.emit(PeerUp{Peer: l.info(), Back: back, Was: was})
 	if n.onUp != nil {
 		n.onUp(l.id)
 	}

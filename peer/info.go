@@ -133,7 +133,10 @@ type Info struct {
 	Name string
 	// Addr is the connection's remote host:port; while away, where the
 	// peer listens.
-	Addr    string
+	Addr string
+	// Listen is where the peer listens (host:port, usable with
+	// /connect); "" when it did not say.
+	Listen  string
 	UDPAddr string // where datagrams go, once known
 	State   State
 	UDP     UDPState
@@ -147,6 +150,10 @@ type Info struct {
 	Queued  int
 	Since   time.Time
 	LastRTT time.Duration // of the last request answered, 0 if none
+	// UserAway is set while the peer's user is away (/away), with the
+	// text given (AwayText, may be empty).
+	UserAway bool
+	AwayText string
 }
 
 // Ref names a peer in the events that come with every message (chat,

@@ -86,6 +86,7 @@ func (l *link) heard(now time.Time) { l.lastHeard.Store(now.UnixNano()) }
 func (l *link) info() Info {
 	l.p.mu.Lock()
 	name, trust, pending := l.p.name, l.p.trust, len(l.p.outbox)
+	listen, userAway, awayText := l.p.dialAddr, l.p.userAway, l.p.awayText
 	l.p.mu.Unlock()
 	queued := l.conn.Queued()
 	l.mu.Lock()
@@ -93,7 +94,7 @@ func (l *link) info() Info {
 	i := Info{
 		ID: l.id, Name: name, Addr: l.addr, State: Up, UDP: l.udpStateLocked(),
 		Via: l.via, Since: l.since, LastRTT: l.lastRTT, Trust: trust, Fingerprint: l.fingerprint,
-		Pending: pending, Queued: queued,
+		Pending: pending, Queued: queued, Listen: listen, UserAway: userAway, AwayText: awayText,
 	}
 	if l.unreachable {
 		i.State = Unreachable
@@ -241,7 +242,8 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		}
 		fresh, ack := l.p.received(m.MsgID)
 		if fresh {
-			l.n.emit(Chat{From: l.p.ref(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent)})
+			l.n.emit(Chat{From: l.p.ref(), MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: time.Unix(0, m.Sent),
+				Action: m.Flags&transport.ChatAction != 0})
 		}
 		// Acknowledge duplicates too: the first ack may have been lost.
 		l.ackDue = ack
@@ -329,7 +331,9 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 			return err
 		}
 		l.n.completeTime(l.id, m, at)
-	case transport.TypeHello, transport.TypeWelcome, transport.TypeProbe, transport.TypeProbeAck:
+	case transport.TypeAway:
+		return l.statusFrame(payload)
+	case transport.TypeHello, transport.TypeWelcome, transport.TypeProbe, transport.TypeProbeAck, transport.TypeUDPChat:
 		return fmt.Errorf("unexpected %v frame", t)
 	default:
 		// A newer version's message: skip it, as the protocol promises.

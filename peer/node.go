@@ -175,6 +175,11 @@ type Node struct {
 	// this node's identity.
 	selfTwin atomic.Bool
 
+	// left remembers the names of peers that left; status is this
+	// node's user's away state (names.go, away.go).
+	left   leftNames
+	status userStatus
+
 	badDatagrams, unknownSenders, strayReplies, authFailures, replays atomic.Uint64
 	strangersRefused, handshakesFailed                                atomic.Uint64
 	sightingsRefused, listsIgnored, alarmsHeld                        atomic.Uint64

@@ -48,6 +48,8 @@ type queued struct {
 	c   *store.Commit
 	// to are the recipients it was queued for.
 	to []Ref
+	// flags go with the message (transport.ChatAction); not stored.
+	flags uint8
 }
 
 // queue puts msg in p's outbox (without a store) and, while connected
@@ -86,7 +88,7 @@ func (n *Node) pump(ctx context.Context) {
 			n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
 			continue
 		}
-		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text}
+		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.flags}
 		for _, r := range q.to {
 			n.mu.Lock()
 			p := n.peers[r.ID]
@@ -98,7 +100,7 @@ func (n *Node) pump(ctx context.Context) {
 			p.offerLocked(m, q.out.Queued)
 			p.mu.Unlock()
 		}
-		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to})
+		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: q.flags&transport.ChatAction != 0})
 	}
 }
 

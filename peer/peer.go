@@ -51,15 +51,33 @@ type Peer struct {
 	// counts (without a store; with one, the store keeps it).
 	recvEpoch uint64
 	lastRecv  uint64
+	// userAway and awayText are what the peer's user last said with
+	// /away and /back (away.go).
+	userAway bool
+	awayText string
 }
 
 // attach makes l the peer's live connection and hands it, in order,
-// whatever waits in the outbox. It reports whether the peer was away.
-func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool) {
+// whatever waits in the outbox. It reports whether the peer was away, and
+// the name it had before when that was another (was).
+func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, was string) {
 	p := n.peerFor(l.id)
 	l.conn.OnSpace(func() { n.pushMore(p, l) })
+	pinned := n.known.NamesOf(l.id)
 	p.mu.Lock()
 	l.p = p
+	// The name before: this session's, else the one it left under, else
+	// the one name known_peers holds for it.
+	was = p.name
+	if was == "" {
+		was = n.left.lookup(l.id)
+	}
+	if was == "" && len(pinned) == 1 && !SameName(pinned[0], h.Name) {
+		was = pinned[0]
+	}
+	if was == h.Name {
+		was = ""
+	}
 	p.name = h.Name
 	p.via = l.via
 	if h.TCPPort != 0 {
@@ -85,11 +103,12 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool) {
 	p.pushLocked()
 	p.mu.Unlock()
 	n.refill(p)
+	n.tellStatus(l)
 	select {
 	case p.kick <- struct{}{}:
 	default:
 	}
-	return wasAway
+	return wasAway, was
 }
 
 // detach handles the end of l's connection. A peer that said goodbye (or
@@ -133,8 +152,8 @@ func (p *Peer) info() Info {
 	p.mu.Lock()
 	l := p.link
 	if l == nil {
-		i := Info{ID: p.id, Name: p.name, Addr: p.dialAddr, State: Away, UDP: UDPNone, Via: p.via,
-			Since: p.awaySince, Trust: p.trust, Pending: len(p.outbox)}
+		i := Info{ID: p.id, Name: p.name, Addr: p.dialAddr, Listen: p.dialAddr, State: Away, UDP: UDPNone, Via: p.via,
+			Since: p.awaySince, Trust: p.trust, Pending: len(p.outbox), UserAway: p.userAway, AwayText: p.awayText}
 		p.mu.Unlock()
 		return i
 	}

@@ -3,6 +3,7 @@ package peer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,6 +24,10 @@ const (
 	udpFirstWait = 250 * time.Millisecond
 	udpAttempts  = 4
 )
+
+// ErrTimeout is wrapped when a request got no reply in time (over UDP,
+// after every attempt): over UDP, the datagrams were lost.
+var ErrTimeout = errors.New("request timed out")
 
 type reply struct {
 	msg transport.Message
@@ -143,9 +148,9 @@ func (n *Node) request(ctx context.Context, l *link, via string, build func(reqI
 	}
 	took := time.Since(start).Round(time.Millisecond)
 	if via == UDP {
-		return attemptReply{}, fmt.Errorf("request timed out: no reply over udp after %d tries in %v", attempts, took)
+		return attemptReply{}, fmt.Errorf("%w: no reply over udp after %d tries in %v", ErrTimeout, attempts, took)
 	}
-	return attemptReply{}, fmt.Errorf("request timed out: no reply over tcp in %v", took)
+	return attemptReply{}, fmt.Errorf("%w: no reply over tcp in %v", ErrTimeout, took)
 }
 
 // TimeResult is the outcome of a time query.

@@ -54,7 +54,8 @@ type EchoSeriesResult struct {
 // between echoes. each, if not nil, is given the replies in order, in the
 // caller's goroutine, batched every 20 ms. The series ends early on an
 // error (the connection lost, no reply over TCP, ctx done); the result then
-// holds what was measured until then.
+// holds what was measured until then. Sent counts the echoes sent, less
+// the one in flight when ctx ended it.
 func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []byte, count int, each func(SeriesReply)) (EchoSeriesResult, error) {
 	if len(payload) > transport.MaxPayload {
 		return EchoSeriesResult{}, fmt.Errorf("echo payload of %d bytes: %w (limit %d)", len(payload), transport.ErrTooLong, transport.MaxPayload)
@@ -107,7 +108,7 @@ func (n *Node) EchoSeries(ctx context.Context, peerArg, via string, payload []by
 		case <-l.done:
 			s.finish(fmt.Errorf("connection to %s closed during the echoes", l.name()))
 		case <-ctx.Done():
-			s.finish(ctx.Err())
+			s.stop(ctx.Err())
 		}
 	}
 	if each != nil {
@@ -248,14 +249,25 @@ func (s *series) checkWaitLocked() (transport.Echo, bool) {
 	}
 	s.cur = 0
 	if s.via != UDP {
-		s.finishLocked(fmt.Errorf("request timed out: no reply over tcp in %v", s.wait))
+		s.finishLocked(fmt.Errorf("%w: no reply over tcp in %v", ErrTimeout, s.wait))
 		return transport.Echo{}, false
 	}
 	if s.keep {
-		s.replies = append(s.replies, SeriesReply{Err: fmt.Errorf("no reply over udp within %v", s.wait)})
+		s.replies = append(s.replies, SeriesReply{Err: fmt.Errorf("%w: no reply over udp within %v", ErrTimeout, s.wait)})
 	}
 	s.timer.Reset(s.wait)
 	return s.nextLocked()
+}
+
+// stop ends the series because its caller stopped it (ctx): the echo in
+// flight then, whose fate is unknown, is not counted as sent.
+func (s *series) stop(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.finished && s.cur != 0 {
+		s.sent--
+	}
+	s.finishLocked(err)
 }
 
 // finish ends the series from outside (ctx, connection lost).

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"lanchat/identity"
-	"lanchat/names"
 )
 
 // staleAfter is how old a connection must be before a new one from the
@@ -68,8 +67,13 @@ func (n *Node) peerFor(id string) *Peer {
 	return p
 }
 
-// forget drops p from the peers if it is still the entry for its id.
+// forget drops p from the peers if it is still the entry for its id,
+// remembering its name.
 func (n *Node) forget(p *Peer) {
+	p.mu.Lock()
+	name := p.name
+	p.mu.Unlock()
+	n.left.remember(p.id, name)
 	n.mu.Lock()
 	if n.peers[p.id] == p {
 		delete(n.peers, p.id)
@@ -137,7 +141,7 @@ func (n *Node) lookup(arg string) (*Peer, error) {
 		p.mu.Lock()
 		name, trust := p.name, p.trust
 		p.mu.Unlock()
-		if !names.Equal(name, arg) {
+		if !SameName(name, arg) {
 			continue
 		}
 		// A name is never resolved to a node that is not the one known
@@ -149,6 +153,8 @@ func (n *Node) lookup(arg string) (*Peer, error) {
 		}
 	}
 	switch {
+	case len(byName) == 0 && len(conflicts) > 0 && n.ownName(arg):
+		return nil, fmt.Errorf("%s is your own name; %s calls itself so: give its id prefix (%s)", arg, describe(conflicts), ShortID(conflicts[0].id))
 	case len(byName) == 0 && len(conflicts) > 0:
 		pinned, _ := n.known.PinnedID(arg)
 		return nil, fmt.Errorf("%s is not the %s you know (%s): /trust %s to accept it, or give its id prefix", describe(conflicts), arg, ShortID(pinned), ShortID(conflicts[0].id))

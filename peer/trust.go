@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"lanchat/identity"
-	"lanchat/names"
 )
 
 // checkTrust looks m's name and id up in the known-peers file (recording
@@ -16,6 +15,13 @@ func (n *Node) checkTrust(p *Peer) {
 	p.mu.Lock()
 	name := p.name
 	p.mu.Unlock()
+	if n.ownName(name) {
+		// Never pin this node's own name to another node.
+		p.mu.Lock()
+		p.trust = identity.Conflict
+		p.mu.Unlock()
+		return
+	}
 	t, err := n.known.Check(name, p.id)
 	switch {
 	case errors.Is(err, identity.ErrNotPinned):
@@ -35,6 +41,13 @@ func (n *Node) checkTrust(p *Peer) {
 func (n *Node) warnIfConflict(p *Peer) {
 	i := p.info()
 	if i.Trust != identity.Conflict {
+		return
+	}
+	if n.ownName(i.Name) {
+		n.emit(Warning{Text: fmt.Sprintf(
+			"NAME CONFLICT: a node with id %s calls itself %q, which is your own name. "+
+				"Its messages are marked and /msg %s will not pick it; it is not recorded in your known peers",
+			identity.Grouped(i.ID), i.Name, i.Name)})
 		return
 	}
 	pinned, _ := n.known.PinnedID(i.Name)
@@ -90,7 +103,7 @@ func (n *Node) Forget(arg string) ([]string, error) {
 func (n *Node) recheck(name string) {
 	for _, p := range n.peerList() {
 		p.mu.Lock()
-		same := names.Equal(p.name, name)
+		same := SameName(p.name, name)
 		p.mu.Unlock()
 		if same {
 			n.checkTrust(p)

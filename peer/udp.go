@@ -95,6 +95,8 @@ func (n *Node) answerDatagram(l *link, t transport.Type, payload []byte, pkt tra
 			return err
 		}
 		n.completeTime(l.id, m, pkt.Time)
+	case transport.TypeUDPChat:
+		return n.udpChat(l, payload, pkt.Time)
 	case transport.TypeEchoReq, transport.TypeEchoResp:
 		// The payload stays in the packet: sealing the answer copies it.
 		m, err := transport.DecodeEchoInPlace(t, payload)

@@ -37,6 +37,8 @@ const (
 	TypeAck      Type = 12 // TCP: chat messages received up to an id
 	TypeBeat     Type = 13 // TCP: heartbeat, no payload
 	TypePeerList Type = 14 // TCP: the peers the sender is connected to
+	TypeAway     Type = 15 // TCP: the sender's user is away (with a text) or back
+	TypeUDPChat  Type = 16 // UDP: a direct chat line, fire and forget
 )
 
 func (t Type) String() string {
@@ -206,7 +208,14 @@ type Chat struct {
 	Direct bool
 	Sent   int64 // sender's wall clock, Unix nanoseconds
 	Text   string
+	// Flags (appended; absent from older senders, read as 0): ChatAction.
+	// Bits this version does not know are kept and ignored.
+	Flags uint8
 }
+
+// ChatAction marks a chat line as an action (/me): shown as
+// "* alice waves" rather than "<alice> waves".
+const ChatAction uint8 = 1
 
 func (Chat) Type() Type { return TypeChat }
 func (m Chat) Append(b []byte) []byte {
@@ -215,11 +224,15 @@ func (m Chat) Append(b []byte) []byte {
 	e.boolean(m.Direct)
 	e.i64(m.Sent)
 	e.str(m.Text)
+	e.u8(m.Flags)
 	return e.b
 }
 func DecodeChat(p []byte) (Chat, error) {
 	d := decoder{b: p, what: "chat"}
 	m := Chat{MsgID: d.u64("message id"), Direct: d.boolean("direct"), Sent: d.i64("sent"), Text: d.str("text")}
+	if d.err == nil && len(d.b) > 0 {
+		m.Flags = d.u8("flags")
+	}
 	if d.err == nil {
 		d.err = CheckText(m.Text)
 	}
@@ -507,6 +520,10 @@ var specs = []Spec{
 		func(Type, []byte) (Message, error) { return Beat{}, nil }},
 	{TypePeerList, "peer list", PeerList{Peers: []PeerRef{{ID: exampleID, Addr: "10.0.0.1:4000"}}},
 		func(_ Type, p []byte) (Message, error) { return DecodePeerList(p) }},
+	{TypeAway, "away", Away{Away: true, Text: "at lunch"},
+		func(_ Type, p []byte) (Message, error) { return DecodeAway(p) }},
+	{TypeUDPChat, "udp chat", UDPChat{Sent: 1, Text: "hello"},
+		func(_ Type, p []byte) (Message, error) { return DecodeUDPChat(p) }},
 }
 
 // registry indexes specs by type (filled by init: the decoders name
@@ -637,6 +654,97 @@ func checkChars(what, s string, tab bool) error {
 		i += n
 	}
 	return nil
+}
+
+// MaxAwayText bounds the text of an Away message.
+const MaxAwayText = 256
+
+// Away tells the peers that the sender's user is away (Away set, with an
+// optional Text, which they see in /peers and once when they send a
+// direct message), or back (Away clear, no text). It is sent on every
+// change and to each newly connected peer while away.
+type Away struct {
+	Away bool
+	Text string
+}
+
+func (Away) Type() Type { return TypeAway }
+func (m Away) Append(b []byte) []byte {
+	e := encoder{b}
+	e.boolean(m.Away)
+	e.str(m.Text)
+	return e.b
+}
+
+// DecodeAway accepts texts of at most MaxAwayText bytes that CheckText
+// accepts, and no text with Away clear.
+func DecodeAway(p []byte) (Away, error) {
+	d := decoder{b: p, what: "away"}
+	m := Away{Away: d.boolean("away"), Text: d.str("text")}
+	if d.err != nil {
+		return Away{}, d.err
+	}
+	if err := CheckAwayText(m.Text); err != nil {
+		return Away{}, fmt.Errorf("%w: away: %w", ErrMalformed, err)
+	}
+	if !m.Away && m.Text != "" {
+		return Away{}, fmt.Errorf("%w: away: a text without being away", ErrMalformed)
+	}
+	return m, nil
+}
+
+// CheckAwayText reports whether s can be an away text: a chat text of at
+// most MaxAwayText bytes.
+func CheckAwayText(s string) error {
+	if len(s) > MaxAwayText {
+		return fmt.Errorf("%w: away text is %d bytes long, limit %d", ErrTooLong, len(s), MaxAwayText)
+	}
+	return CheckText(s)
+}
+
+// MaxUDPText is the longest text of a UDPChat. The sealed datagram then
+// stays under 1280 bytes, the smallest MTU IPv6 allows, so it is never
+// fragmented: one lost fragment would lose it all, and some networks drop
+// fragments.
+const MaxUDPText = 1100
+
+// UDPChat is a direct chat line sent as one sealed datagram: no message
+// id, no acknowledgement, no retry (/msg -udp).
+type UDPChat struct {
+	Sent  int64 // sender's wall clock, Unix nanoseconds
+	Flags uint8 // ChatAction
+	Text  string
+}
+
+func (UDPChat) Type() Type { return TypeUDPChat }
+func (m UDPChat) Append(b []byte) []byte {
+	e := encoder{b}
+	e.i64(m.Sent)
+	e.u8(m.Flags)
+	e.str(m.Text)
+	return e.b
+}
+
+// DecodeUDPChat accepts texts of at most MaxUDPText bytes that CheckText
+// accepts.
+func DecodeUDPChat(p []byte) (UDPChat, error) {
+	d := decoder{b: p, what: "udp chat"}
+	m := UDPChat{Sent: d.i64("sent"), Flags: d.u8("flags"), Text: d.str("text")}
+	if d.err != nil {
+		return UDPChat{}, d.err
+	}
+	if err := CheckUDPText(m.Text); err != nil {
+		return UDPChat{}, fmt.Errorf("%w: udp chat: %w", ErrMalformed, err)
+	}
+	return m, nil
+}
+
+// CheckUDPText reports whether s can be sent as a UDPChat.
+func CheckUDPText(s string) error {
+	if len(s) > MaxUDPText {
+		return fmt.Errorf("%w: message is %d bytes long; one datagram carries at most %d bytes of text", ErrTooLong, len(s), MaxUDPText)
+	}
+	return CheckText(s)
 }
 
 // clip shortens a refused value for an error message; the message is

@@ -179,7 +179,7 @@ func (c *Channel) open(dst []byte, h Header) (Type, []byte, error) {
 	}
 	t := Type(plain[0])
 	switch t {
-	case TypeTimeReq, TypeTimeResp, TypeEchoReq, TypeEchoResp, TypeProbe, TypeProbeAck:
+	case TypeTimeReq, TypeTimeResp, TypeEchoReq, TypeEchoResp, TypeProbe, TypeProbeAck, TypeUDPChat:
 	default:
 		if t.Known() {
 			return 0, nil, fmt.Errorf("%w: %v is not sent over UDP", ErrMalformed, t)
