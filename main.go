@@ -368,6 +368,9 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 			c.Close()
 		},
 		Addresses: book,
+		// The console confirms each line it has written: acknowledged
+		// messages were shown, whatever kills the process.
+		ConfirmShown: true,
 	})
 	if err != nil {
 		return err

@@ -499,6 +499,9 @@ func (c *Console) showChat(e peer.Chat) {
 	}
 	c.out.emit(ChatEvent{From: e.From.Name, ID: e.From.ID, Text: e.Text, Direct: e.Direct, Trust: e.From.Trust.String(),
 		MsgID: e.MsgID, Action: e.Action, UDP: e.UDP, SentAt: e.Sent.Format(time.RFC3339Nano)}, plain, false)
+	if e.Shown != nil {
+		e.Shown(e.MsgID) // written out: the node may acknowledge it
+	}
 }
 
 // writtenAt says when a late line was written: the time, and the day too

@@ -493,11 +493,13 @@ func normID(s string) string { return strings.ReplaceAll(s, "-", "") }
 func TestSecurityImpostorID(t *testing.T) {
 	lan := newLAN(t, 4)
 	av := startAvahi(t, lan.Host(3))
-	alice := startNode(t, lan.Host(1), "--name", "alice")
-	bob := startNode(t, lan.Host(2), "--name", "bob")
+	// mDNS impostors: the broadcast beacon, which would find mallory as
+	// herself (rightly), is off.
+	alice := startNode(t, lan.Host(1), "--name", "alice", "--no-broadcast")
+	bob := startNode(t, lan.Host(2), "--name", "bob", "--no-broadcast")
 	waitPeerUp(t, alice, 0, bob, "mdns")
 	waitPeerUp(t, bob, 0, alice, "mdns")
-	mallory := startNode(t, lan.Host(3), "--name", "mallory", "--no-mdns")
+	mallory := startNode(t, lan.Host(3), "--name", "mallory", "--no-mdns", "--no-broadcast")
 	id := nonce()
 
 	// bob leaves for a while: a node dials one service per id, so the fake
@@ -519,7 +521,7 @@ func TestSecurityImpostorID(t *testing.T) {
 	})
 
 	// carol starts now: her first browse returns the fake service.
-	carol := startNode(t, lan.Host(4), "--name", "carol")
+	carol := startNode(t, lan.Host(4), "--name", "carol", "--no-broadcast")
 	warn := carol.Wait(t, "identity mismatch warning for the fake bob", discoveryTimeout, func(e Event) bool {
 		return e.Kind() == "warning" && strings.Contains(strings.ToLower(e.Str("text")), "identity mismatch")
 	})

@@ -94,11 +94,60 @@ func (l *link) deliver() {
 			return
 		}
 		if a.fresh {
+			if l.n.confirm {
+				a.chat.Shown = l.showFn
+			}
 			l.n.emit(a.chat)
 		}
 		l.rmu.Lock()
 		l.rack = max(l.rack, a.chat.MsgID)
+		if a.fresh {
+			l.rfresh = max(l.rfresh, a.chat.MsgID)
+		}
+		drained := len(l.arrivals) == 0
+		upto := l.rfresh
 		l.rmu.Unlock()
+		if drained {
+			l.waitShown(upto)
+		}
+	}
+}
+
+// shownWait bounds how long the delivery goroutine waits for the events'
+// reader to show what it was given before acknowledging: a stuck console
+// holds the acknowledgement back (the keeper retries), not the delivery.
+const shownWait = 2 * time.Second
+
+// markShown is Chat.Shown: the events' reader has shown message id.
+func (l *link) markShown(id uint64) {
+	for {
+		cur := l.shown.Load()
+		if id <= cur || l.shown.CompareAndSwap(cur, id) {
+			break
+		}
+	}
+	select {
+	case l.shownCh <- struct{}{}:
+	default:
+	}
+}
+
+// waitShown waits, within shownWait, until every fresh message up to id
+// was shown.
+func (l *link) waitShown(id uint64) {
+	if !l.n.confirm || l.shown.Load() >= id {
+		return
+	}
+	t := time.NewTimer(shownWait)
+	defer t.Stop()
+	for l.shown.Load() < id {
+		select {
+		case <-l.shownCh:
+		case <-t.C:
+			return
+		case <-l.n.ctx.Done():
+			return
+		}
 	}
 }
 
@@ -118,6 +167,9 @@ func (l *link) sendAck() {
 	l.rmu.Lock()
 	upto := l.rack
 	due := upto > l.rackSent
+	if l.n.confirm && l.shown.Load() < l.rfresh {
+		due = false // shown first: then a crash cannot lose the display
+	}
 	l.rmu.Unlock()
 	if !due {
 		return

@@ -170,6 +170,14 @@ func TestWindowRefill(t *testing.T) {
 	b = hb.start(t)
 	connected(t, b, a)
 	chats(t, b, a.ID(), want)
+	// alice's events are read (a node whose events nobody reads stops),
+	// up to bob's last acknowledgement.
+	for range want {
+		next(t, a, func(e Delivered) bool { return e.Peer.ID == hb.id.ID })
+	}
+	if n := a.PendingCount(); n != 0 {
+		t.Fatalf("%d still pending after bob acknowledged everything", n)
+	}
 
 	// /drop: what waits for a peer not connected is discarded, counted.
 	b.stop()
@@ -222,4 +230,30 @@ func TestStoreFullRefused(t *testing.T) {
 	if n := a.PendingCount(); n != 10 {
 		t.Errorf("%d pending, want bob's 10", n)
 	}
+}
+
+// TestAckAfterShown: with ConfirmShown, a stored message is acknowledged
+// only once the events' reader says it showed it.
+func TestAckAfterShown(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a := ha.start(t)
+	st, err := store.Open(hb.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	connected(t, a, b)
+	if _, err := a.Say("show me first"); err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, b, func(e Chat) bool { return e.Text == "show me first" })
+	if m.Shown == nil {
+		t.Fatal("no Shown in a chat event with ConfirmShown")
+	}
+	time.Sleep(shownWait + 500*time.Millisecond)
+	if n := a.PendingCount(); n != 1 {
+		t.Fatalf("acknowledged before it was shown: %d pending", n)
+	}
+	m.Shown(m.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == m.MsgID })
 }

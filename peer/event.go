@@ -59,6 +59,9 @@ type Chat struct {
 	Direct bool
 	At     time.Time
 	Sent   time.Time // the sender's clock
+	// Shown, when set (Config.ConfirmShown), is to be called with MsgID
+	// once the message has been shown.
+	Shown func(msgID uint64)
 	// Action marks /me; UDP a line that came as one datagram (/msg
 	// -udp: direct, with no MsgID, acknowledgement or retry).
 	Action bool

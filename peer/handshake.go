@@ -131,6 +131,8 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 		epoch: h.Epoch,
 	}
 	l.rcond = sync.NewCond(&l.rmu)
+	l.shownCh = make(chan struct{}, 1)
+	l.showFn = l.markShown
 	if l.epoch == 0 {
 		l.epoch = h.Session // a sender that names no epoch counts per process
 	}

@@ -47,9 +47,15 @@ type link struct {
 	arrivals   []arrival
 	delivering bool
 	rclosed    bool
-	// rack is the highest id delivered, rackSent the highest acked.
-	rack, rackSent uint64
-	rwg            sync.WaitGroup // the delivery goroutine
+	// rack is the highest id delivered, rackSent the highest acked,
+	// rfresh the highest fresh one handed to the events.
+	rack, rackSent, rfresh uint64
+	// shown is the highest id the events' reader confirmed shown
+	// (Config.ConfirmShown); shownCh wakes a wait for it.
+	shown   atomic.Uint64
+	shownCh chan struct{}
+	showFn  func(uint64)   // markShown, made once
+	rwg     sync.WaitGroup // the delivery goroutine
 	// acked holds the ids of the messages an ack delivered, for the
 	// reader to report; reused from ack to ack.
 	acked []uint64

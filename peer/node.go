@@ -84,6 +84,11 @@ type Config struct {
 	// OnStream takes inbound streams (transfers) from connected peers;
 	// without it they are refused.
 	OnStream OnStream
+	// ConfirmShown: the reader of the events calls Chat.Shown once it
+	// has shown a message (written it out). With a store, a message is
+	// then acknowledged only once shown, so that a crash between storing
+	// and showing it cannot lose its display: it is sent again.
+	ConfirmShown bool
 	// Addresses remembers where peers listen, and its nodes are dialled
 	// there while absent (see AddressBook); nil remembers nothing.
 	Addresses AddressBook
@@ -153,6 +158,7 @@ type Node struct {
 	onLost   func()
 	onUp     func(peerID string)
 	onStream OnStream
+	confirm  bool
 	// streams counts the inbound streams handed over, per peer.
 	streams map[string]int
 	// sendMu makes sending one message at a time: ids reach every peer
@@ -239,6 +245,7 @@ func New(cfg Config) (*Node, error) {
 		onLost:      cfg.OnPeerLost,
 		onUp:        cfg.OnPeerUp,
 		onStream:    cfg.OnStream,
+		confirm:     cfg.ConfirmShown,
 		streams:     map[string]int{},
 		dialing:     map[string]bool{},
 		accepting:   map[netip.Addr]int{},
