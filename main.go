@@ -439,6 +439,7 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
 		Notices:   notices,
 		Transfers: tm,
+		Durable:   true,
 		History:   historyOf(st, o.noHist),
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {

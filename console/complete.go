@@ -1,6 +1,8 @@
 package console
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -78,11 +80,16 @@ func (cp completer) argument(cmd string, given []string, word string) []string {
 			ids = append(ids, p.ID+" ")
 		}
 		return ids
-	case "forget":
+	case "forget", "drop", "verify", "history":
 		if len(given) > 0 {
 			return nil
 		}
 		return names()
+	case "send":
+		if positional == 0 {
+			return names()
+		}
+		return localPaths(word)
 	case "msg", "time", "echo":
 		var out []string
 		if strings.HasPrefix(word, "-") || (cmd == "echo" && positional >= 1) {
@@ -96,6 +103,40 @@ func (cp completer) argument(cmd string, given []string, word string) []string {
 		}
 	}
 	return nil
+}
+
+// maxPaths bounds the candidates listed from one folder.
+const maxPaths = 200
+
+// localPaths lists the files and folders that could complete word, a
+// path (~ for the home folder): folders end with / (go on typing),
+// files with a space.
+func localPaths(word string) []string {
+	dir, base := filepath.Split(word)
+	list := dir
+	if list == "" {
+		list = "."
+	}
+	ents, err := os.ReadDir(expandHome(list))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, base) || (strings.HasPrefix(name, ".") && !strings.HasPrefix(base, ".")) {
+			continue
+		}
+		if e.IsDir() {
+			out = append(out, dir+name+"/")
+		} else {
+			out = append(out, dir+name+" ")
+		}
+		if len(out) == maxPaths {
+			break
+		}
+	}
+	return out
 }
 
 // matches keeps the candidates that start with word, compared without

@@ -71,6 +71,9 @@ type Config struct {
 	History History
 	// Transfers runs /send and its kin; nil when there are none.
 	Transfers Transfers
+	// Durable: undelivered messages are kept on disk (a store), so
+	// leaving loses none.
+	Durable bool
 	// Notices are shown after the ready line (a store moved aside).
 	Notices []string
 	// Invite makes the line /invite prints; nil disables /invite.
@@ -105,6 +108,8 @@ type Console struct {
 	mine *ownLines
 	// prog is the progress display of running transfers.
 	prog progress
+	// backlog sums up the messages written while this node was off.
+	backlog backlog
 
 	mu sync.Mutex // protects following
 	// stops ends each running job (Ctrl-C stops them).
@@ -127,6 +132,7 @@ func New(cfg Config) *Console {
 		cfg: cfg, node: cfg.Node, out: NewPrinter(cfg.Out, cfg.JSON), st: style{color: cfg.Color && !cfg.JSON},
 		setPrompt: func(string) {}, own: make(chan *ownLine, 64), mine: newOwnLines(),
 		stops: map[int]context.CancelFunc{}, awayTold: map[string]string{},
+		backlog: backlog{start: time.Now()},
 	}
 }
 
@@ -166,6 +172,7 @@ func (c *Console) Run(ctx context.Context) error {
 	}
 	cancel()
 	<-pumpDone
+	c.stopBacklog()
 	return err
 }
 
@@ -230,13 +237,18 @@ func (c *Console) pendingSummary() string {
 }
 
 // confirmQuit reports whether the user may leave now: on a terminal, the
-// first /quit with undelivered messages only warns.
+// first /quit with undelivered messages only warns, unless they are kept
+// on disk (Config.Durable): then it says so and leaves.
 func (c *Console) confirmQuit() bool {
 	if !c.cfg.Terminal || c.quitWarned {
 		return true
 	}
 	n := c.node.PendingCount()
 	if n == 0 {
+		return true
+	}
+	if c.cfg.Durable {
+		c.notice(fmt.Sprintf("%d messages are not delivered yet (%s): they wait on disk, and go when you and they are connected again", n, c.pendingSummary()))
 		return true
 	}
 	c.quitWarned = true
@@ -502,6 +514,7 @@ func (c *Console) showChat(e peer.Chat) {
 	if e.Shown != nil {
 		e.Shown(e.MsgID) // written out: the node may acknowledge it
 	}
+	c.noteBacklog(e)
 }
 
 // writtenAt says when a late line was written: the time, and the day too

@@ -2,6 +2,8 @@ package console
 
 import (
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -36,6 +38,15 @@ func TestKeyFilter(t *testing.T) {
 func TestCompleter(t *testing.T) {
 	f := newFake("alice", testPeer("Bob"), testPeer("bobby"), testPeer("carol"))
 	cp := completer{New(Config{Node: f})}
+	dir := t.TempDir()
+	for _, p := range []string{"alpha.txt", "archive/inner.bin", "beta.txt", ".hidden"} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, p), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		line string
 		want []string
@@ -53,6 +64,9 @@ func TestCompleter(t *testing.T) {
 		{"/trust carol", []string{strings.Repeat("X", 47) + " "}},
 		{"/nick ca", nil},
 		{"//not a command ca", []string{"rol "}},
+		{"/send ca", []string{"rol "}},
+		{"/send carol " + dir + "/a", []string{"lpha.txt ", "rchive/"}},
+		{"/send carol " + dir + "/archive/", []string{"inner.bin "}},
 	}
 	for _, tt := range tests {
 		got, n := cp.Do([]rune(tt.line), len([]rune(tt.line)))

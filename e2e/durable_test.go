@@ -319,3 +319,27 @@ func TestStoreDiskFull(t *testing.T) {
 		t.Errorf("bob got %d messages, alice stored %d", got, len(stored))
 	}
 }
+
+// TestStoreBacklogSummed: messages written while bob was off arrive when
+// he starts, and his console says how many, from whom, and when each was
+// written.
+func TestStoreBacklogSummed(t *testing.T) {
+	lan := newLAN(t, 2)
+	alice := startNode(t, lan.Host(1), "--name", "alice")
+	bob := startNode(t, lan.Host(2), "--name", "bob")
+	meshUp(t, alice, bob)
+	bob.Quit(t)
+	for i := range 3 {
+		alice.Send(t, fmt.Sprintf("/msg bob while you were out %d", i))
+	}
+	alice.WaitN(t, 0, 3, "stored", eventTimeout, func(e Event) bool {
+		return e.Kind() == "sent" && strings.HasPrefix(e.Str("text"), "while you were out")
+	})
+	bob2 := startNode(t, lan.Host(2), "--name", "bob")
+	ev := bob2.Wait(t, "the summary", faultTimeout, func(e Event) bool {
+		return e.Kind() == "notice" && strings.Contains(e.Str("text"), "written while you were away")
+	})
+	if !strings.Contains(ev.Str("text"), "3 messages") || !strings.Contains(ev.Str("text"), "alice 3") {
+		t.Errorf("summary %q, want 3 messages from alice", ev.Str("text"))
+	}
+}
