@@ -437,10 +437,11 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 		Color: styled && os.Getenv("NO_COLOR") == "", Bell: styled && !o.noBell,
 		WaitPeers: o.waitPeers, WaitTimeout: o.waitTimeout,
 		HistoryFile: historyFile(), Log: logOut, TCPPort: tr.TCPPort(), UDPPort: tr.UDPPort(), Version: version,
-		Notices:   notices,
-		Transfers: tm,
-		Durable:   true,
-		History:   historyOf(st, o.noHist),
+		Notices:    notices,
+		Transfers:  tm,
+		Durable:    true,
+		FirstMsgID: st.FirstID(),
+		History:    historyOf(st, o.noHist),
 		OnRename: func(name string) error {
 			if d := disc.Load(); d != nil {
 				d.SetName(name)

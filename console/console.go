@@ -74,6 +74,10 @@ type Config struct {
 	// Durable: undelivered messages are kept on disk (a store), so
 	// leaving loses none.
 	Durable bool
+	// FirstMsgID is the first message id of this run (the store's): the
+	// deliveries of lower ids, written by an earlier run, are reported at
+	// once, never held for a line of this run.
+	FirstMsgID uint64
 	// Notices are shown after the ready line (a store moved aside).
 	Notices []string
 	// Invite makes the line /invite prints; nil disables /invite.
@@ -130,7 +134,7 @@ func New(cfg Config) *Console {
 	}
 	return &Console{
 		cfg: cfg, node: cfg.Node, out: NewPrinter(cfg.Out, cfg.JSON), st: style{color: cfg.Color && !cfg.JSON},
-		setPrompt: func(string) {}, own: make(chan *ownLine, 64), mine: newOwnLines(),
+		setPrompt: func(string) {}, own: make(chan *ownLine, 64), mine: newOwnLines(cfg.FirstMsgID),
 		stops: map[int]context.CancelFunc{}, awayTold: map[string]string{},
 		backlog: backlog{start: time.Now()},
 	}

@@ -189,9 +189,10 @@ type AwayEvent struct {
 
 // PeersEvent answers /peers.
 type PeersEvent struct {
-	Peers   []PeerEntry  `json:"peers"`
-	Dropped DropCounters `json:"dropped"`
-	Refused RefusedCount `json:"refused"`
+	Peers     []PeerEntry    `json:"peers"`
+	Dropped   DropCounters   `json:"dropped"`
+	Refused   RefusedCount   `json:"refused"`
+	Discovery DiscoveryCount `json:"discovery"`
 }
 
 // PeerEntry is one peer of a PeersEvent.
@@ -230,6 +231,13 @@ type DropCounters struct {
 type RefusedCount struct {
 	HandshakeFailed uint64 `json:"handshake_failed"`
 	OverLimit       uint64 `json:"over_limit"`
+}
+
+// DiscoveryCount counts what discovery refused or held back.
+type DiscoveryCount struct {
+	SightingsRefused uint64 `json:"sightings_refused"`
+	ListsIgnored     uint64 `json:"lists_ignored"`
+	WarningsHeld     uint64 `json:"warnings_held"`
 }
 
 // NoticeEvent is worth a line, and is not an error.

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -45,6 +46,9 @@ type ownLines struct {
 	// registered (the pump can see a Delivered event before the sender's
 	// goroutine has registered the line it sent).
 	early map[uint64]earlyAck
+	// earlyDue is when the oldest of early is stale (zero when none; it
+	// may be early after add took one: stale then finds none).
+	earlyDue time.Time
 	// late holds lines shown before they were delivered and delivered
 	// since, to be told in one line.
 	late []*ownLine
@@ -65,8 +69,14 @@ type heldAck struct {
 	all   bool
 }
 
-func newOwnLines() *ownLines {
-	return &ownLines{lines: map[uint64]*ownLine{}, early: map[uint64]earlyAck{}}
+// newOwnLines makes the bookkeeping of a run whose first message id is
+// first: lower ids are never held (their lines were an earlier run's).
+func newOwnLines(first uint64) *ownLines {
+	o := &ownLines{lines: map[uint64]*ownLine{}, early: map[uint64]earlyAck{}}
+	if first > 0 {
+		o.highest = first - 1
+	}
+	return o
 }
 
 // add registers a line; it returns the lines to show now (it, when it
@@ -152,6 +162,9 @@ func (o *ownLines) hold(p peer.Ref, msgID uint64, now time.Time) bool {
 	}
 	if !ok {
 		e.at = now
+		if o.earlyDue.IsZero() {
+			o.earlyDue = now.Add(earlyKeep)
+		}
 	}
 	e.peers = append(e.peers, p)
 	o.early[msgID] = e
@@ -161,14 +174,23 @@ func (o *ownLines) hold(p peer.Ref, msgID uint64, now time.Time) bool {
 // stale returns, and forgets, the acknowledgements held longer than
 // earlyKeep (all of them when flush is set): their lines never came.
 func (o *ownLines) stale(now time.Time, flush bool) (acks []heldAck) {
+	if !flush && (o.earlyDue.IsZero() || now.Before(o.earlyDue)) {
+		return nil
+	}
+	o.earlyDue = time.Time{}
 	for id, e := range o.early {
-		if flush || now.Sub(e.at) > earlyKeep {
+		if flush || now.Sub(e.at) >= earlyKeep {
 			delete(o.early, id)
 			for _, p := range e.peers {
 				acks = append(acks, heldAck{peer: p, msgID: id})
 			}
+			continue
+		}
+		if due := e.at.Add(earlyKeep); o.earlyDue.IsZero() || due.Before(o.earlyDue) {
+			o.earlyDue = due
 		}
 	}
+	slices.SortFunc(acks, func(a, b heldAck) int { return cmp.Compare(a.msgID, b.msgID) })
 	return acks
 }
 
@@ -202,16 +224,22 @@ func (o *ownLines) due(now time.Time) (show []*ownLine) {
 	return show
 }
 
-// next is when the oldest line not shown is due (zero when none).
+// next is when the oldest line not shown is due, or held
+// acknowledgements are stale, whichever comes first (zero when neither).
 func (o *ownLines) next() time.Time {
+	next := o.earlyDue
 	if len(o.queue) == 0 {
-		return time.Time{}
+		return next
 	}
 	l := o.queue[0]
+	due := l.at.Add(ownGrace)
 	if l.shown {
-		return l.at // at once
+		due = l.at // at once
 	}
-	return l.at.Add(ownGrace)
+	if next.IsZero() || due.Before(next) {
+		next = due
+	}
+	return next
 }
 
 // takeLate returns and clears the lines delivered since they were shown.

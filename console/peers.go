@@ -40,7 +40,8 @@ func (c *Console) cmdPeers(_ context.Context, args []string, _ string) error {
 		Peers: list,
 		Dropped: DropCounters{Malformed: st.BadDatagrams, AuthFailed: st.AuthFailures, Replayed: st.Replays,
 			UnknownSender: st.UnknownSenders, StrayReply: st.StrayReplies, Overrun: st.DatagramOverruns},
-		Refused: RefusedCount{HandshakeFailed: st.HandshakesFailed, OverLimit: st.StrangersRefused},
+		Refused:   RefusedCount{HandshakeFailed: st.HandshakesFailed, OverLimit: st.StrangersRefused},
+		Discovery: DiscoveryCount{SightingsRefused: st.SightingsRefused, ListsIgnored: st.ListsIgnored, WarningsHeld: st.AlarmsHeld},
 	}
 	c.out.emit(ev, peersTable(ps, st, time.Now()), true)
 	return nil
@@ -81,7 +82,8 @@ func peersTable(ps []peer.Info, st peer.Stats, now time.Time) string {
 	}
 	fmt.Fprintf(&b, "datagrams dropped: %d malformed, %d not authentic, %d replayed,\n", st.BadDatagrams, st.AuthFailures, st.Replays)
 	fmt.Fprintf(&b, "  %d from unknown senders, %d stray replies, %d overruns\n", st.UnknownSenders, st.StrayReplies, st.DatagramOverruns)
-	fmt.Fprintf(&b, "connections refused: %d handshakes failed, %d over the handshake limit", st.HandshakesFailed, st.StrangersRefused)
+	fmt.Fprintf(&b, "connections refused: %d handshakes failed, %d over the handshake limit\n", st.HandshakesFailed, st.StrangersRefused)
+	fmt.Fprintf(&b, "discovery: %d sightings refused, %d peer lists ignored, %d warnings held back", st.SightingsRefused, st.ListsIgnored, st.AlarmsHeld)
 	return b.String()
 }
 

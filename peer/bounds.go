@@ -84,8 +84,9 @@ func (l *localNets) refresh() {
 
 // usable reports whether a discovered address may be dialled: a literal
 // address and port on one of this host's networks (a link-local one on
-// an interface that is up), never this host's own address, loopback,
-// unspecified or multicast.
+// an interface that is up), never this node's own listening address,
+// loopback, unspecified or multicast. Another port on this host's own
+// address is usable: two people may run lanchat on one shared host.
 func (n *Node) usable(addr string) bool {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || ap.Port() == 0 {
@@ -102,7 +103,7 @@ func (n *Node) usable(addr string) bool {
 	n.nets.mu.Lock()
 	defer n.nets.mu.Unlock()
 	if n.nets.own[ip.WithZone("")] {
-		return false
+		return n.net == nil || int(ap.Port()) != n.net.TCPPort()
 	}
 	if ip.Is6() && ip.IsLinkLocalUnicast() {
 		return ip.Zone() != "" && n.nets.zones[ip.Zone()]

@@ -16,9 +16,16 @@ import (
 )
 
 // TestUsable: discovered addresses are dialled only on this host's
-// networks, never loopback, its own address, unspecified or multicast.
+// networks, never loopback, its own listening address, unspecified or
+// multicast; another port on its own address is (a second user's node).
 func TestUsable(t *testing.T) {
-	n := &Node{}
+	tr, err := transport.Listen(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	n := &Node{net: tr}
+	port := uint16(tr.TCPPort())
 	tests := []struct {
 		addr string
 		ok   bool
@@ -47,7 +54,11 @@ func TestUsable(t *testing.T) {
 			tests = append(tests, struct {
 				addr string
 				ok   bool
-			}{netip.AddrPortFrom(ip, 4000).String(), false})
+			}{netip.AddrPortFrom(ip, port).String(), false})
+			tests = append(tests, struct {
+				addr string
+				ok   bool
+			}{netip.AddrPortFrom(ip, port-1).String(), true})
 			if ones, bits := ipn.Mask.Size(); bits-ones >= 2 {
 				next := ip.Next()
 				if p, _ := ip.Prefix(ones); p.Contains(next) && next != ip {

@@ -181,6 +181,9 @@ type Store struct {
 	// nextID is the next message id; it never goes back. Ids below
 	// ceilingDur may be used; ceilingWant is written with the next commit.
 	nextID, ceilingDur, ceilingWant uint64
+	// firstID is the first id of this run: ids below it were given by
+	// earlier ones.
+	firstID uint64
 }
 
 // Commit is one group commit, shared by every operation queued while the
@@ -468,6 +471,7 @@ func (s *Store) load() error {
 	s.epoch, s.fold = epoch, fold
 	s.mem, s.dur = st, st.clone()
 	s.nextID, s.ceilingDur, s.ceilingWant = next, want, want
+	s.firstID = next
 	return nil
 }
 
@@ -506,6 +510,10 @@ func (s *Store) MovedAside() (string, error) { return s.movedAside, s.movedWhy }
 
 // Epoch is the random number made with the file.
 func (s *Store) Epoch() uint64 { return s.epoch }
+
+// FirstID is the first message id of this run: messages with lower ids
+// were written by an earlier run of this identity.
+func (s *Store) FirstID() uint64 { return s.firstID }
 
 // Path is the file.
 func (s *Store) Path() string { return s.path }
