@@ -381,6 +381,7 @@ func (c *Console) showOwn(ls []*ownLine) {
 			plain += fmt.Sprintf(" (not yet delivered to %s)", waitingFor(l))
 		}
 		c.out.emitAt(l.at, nil, plain, false)
+		l.plain = "" // shown: only its delivery is told later
 	}
 }
 
@@ -641,7 +642,12 @@ func (c *Console) sentOwn(ctx context.Context, s peer.Sent, text string, o ownOp
 	if o.action {
 		plain = fmt.Sprintf("* %s %s%s", me, marks, text)
 	}
-	l := &ownLine{msgID: s.MsgID, at: time.Now(), text: text, plain: plain, waiting: map[string]string{}}
+	// Only what is shown later is kept: a line may wait long for a
+	// peer that does not acknowledge (maxOwnLines of them).
+	l := &ownLine{msgID: s.MsgID, at: time.Now(), text: clip(text, lateClip), plain: plain, waiting: map[string]string{}}
+	if c.cfg.JSON {
+		l.plain = "" // scripts have sent and delivered events
+	}
 	if o.udp {
 		// Fire and forget: there is nothing to wait for.
 		if !c.cfg.JSON {

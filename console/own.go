@@ -21,6 +21,7 @@ const (
 	maxOwnLines = 4096 // lines waiting for acknowledgements
 	maxEarly    = 1024 // acknowledgements of lines not yet registered
 	earlyKeep   = 10 * time.Second
+	lateClip    = 40 // characters of a line quoted by the late delivery line
 )
 
 // ownLine is a chat line of one's own waiting to be shown: with a mark
@@ -28,7 +29,7 @@ const (
 type ownLine struct {
 	msgID uint64
 	at    time.Time
-	text  string // for the late delivery line
+	text  string // for the late delivery line, clipped to lateClip
 	plain string // the line, without its mark
 	// waiting maps the recipients yet to acknowledge it (id) to their
 	// names.
@@ -271,7 +272,7 @@ func lateLine(late []*ownLine) string {
 			quoted = append(quoted, fmt.Sprintf("and %d more", len(late)-3))
 			break
 		}
-		quoted = append(quoted, fmt.Sprintf("%q", clip(l.text, 40)))
+		quoted = append(quoted, fmt.Sprintf("%q", clip(l.text, lateClip)))
 	}
 	return "✓ delivered to every recipient: " + strings.Join(quoted, ", ")
 }

@@ -1149,7 +1149,16 @@ func (n *Node) WaitExit(t testing.TB, timeout time.Duration) error {
 }
 
 // RSS is the process's resident memory in bytes (VmRSS), or -1.
-func (n *Node) RSS() int64 {
+func (n *Node) RSS() int64 { return n.status("VmRSS:") }
+
+// Anon is the process's resident anonymous memory in bytes (RssAnon), or
+// -1: its heap and stacks, without the pages of files it maps (the
+// store's database grows with the history, and those pages are the
+// kernel's page cache, dropped under pressure).
+func (n *Node) Anon() int64 { return n.status("RssAnon:") }
+
+// status reads a size in kB from the process's /proc status, in bytes.
+func (n *Node) status(field string) int64 {
 	if n.cmd.Process == nil {
 		return -1
 	}
@@ -1158,7 +1167,7 @@ func (n *Node) RSS() int64 {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			if err != nil {
 				return -1

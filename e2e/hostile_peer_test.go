@@ -66,12 +66,17 @@ type hostileOpts struct {
 	Welcome *transport.Welcome
 	// Ident reuses a key (to come back as the same peer).
 	Ident *identity.Identity
+	// Addr is where to dial (default 127.0.0.1:port inside h).
+	Addr string
+	// Mute: after the handshake the peer never reads (its receive
+	// buffer is small, so the node's writes stall soon); it only beats.
+	Mute bool
 }
 
 // hostileIdent makes a key whose id sorts before (or after) nodeID.
 func hostileIdent(t testing.TB, nodeID string, before bool) *identity.Identity {
 	t.Helper()
-	for range 256 {
+	for range 1 << 16 {
 		id, err := identity.New()
 		if err != nil {
 			t.Fatal(err)
@@ -80,14 +85,14 @@ func hostileIdent(t testing.TB, nodeID string, before bool) *identity.Identity {
 			return id
 		}
 	}
-	t.Fatal("no key sorts where wanted in 256 tries")
+	t.Fatal("no key sorts where wanted in 65536 tries")
 	return nil
 }
 
-// dialHostile connects to the node at 127.0.0.1:port on host h, proves its
-// own key, checks the node's, and exchanges hellos with name as its name.
-// It returns an error if the node refuses (closes) the connection during
-// the handshake.
+// dialHostile connects from host h to the node (at 127.0.0.1:port, or
+// o.Addr), proves its own key, checks the node's, and exchanges hellos
+// with name as its name. It returns an error if the node refuses (closes)
+// the connection during the handshake.
 func dialHostile(t testing.TB, h *Host, port int, nodeID, name string, o hostileOpts) (*hostilePeer, error) {
 	t.Helper()
 	ident := o.Ident
@@ -98,12 +103,24 @@ func dialHostile(t testing.TB, h *Host, port int, nodeID, name string, o hostile
 	if err != nil {
 		t.Fatal(err)
 	}
+	addr := o.Addr
+	if addr == "" {
+		addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if o.Mute {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+			return serr
+		}
+	}
 	var raw net.Conn
 	if err := h.Do(func() (err error) {
-		raw, err = net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), 5*time.Second)
+		raw, err = d.Dial("tcp", addr)
 		return err
 	}); err != nil {
-		t.Fatalf("hostile peer: dial: %v", err)
+		t.Fatalf("hostile peer: dial %s: %v", addr, err)
 	}
 	conn := tls.Client(raw, &tls.Config{
 		MinVersion:         tls.VersionTLS13,
@@ -164,10 +181,13 @@ func dialHostile(t testing.TB, h *Host, port int, nodeID, name string, o hostile
 		}
 	}
 	_ = conn.SetDeadline(time.Time{})
-	hp.wg.Add(2)
-	go hp.read(r)
-	go hp.beat()
 	t.Cleanup(hp.Close)
+	hp.wg.Add(1)
+	go hp.beat()
+	if !o.Mute {
+		hp.wg.Add(1)
+		go hp.read(r)
+	}
 	return hp, nil
 }
 

@@ -54,6 +54,18 @@ func TestHostileTerminalInjection(t *testing.T) {
 				if err != nil {
 					t.Fatalf("hostile peer %s: handshake: %v", name, err)
 				}
+				// The node has it among its peers (a command naming it
+				// typed sooner would find no such peer), unless it was
+				// refused.
+				if o.Welcome != nil {
+					return hp, name
+				}
+				if asJSON {
+					node.WaitText(t, `"event":"peer_up","ts":`) // then its name:
+					node.WaitText(t, `"peer":"`+name+`","id":"`+hp.ID+`"`)
+				} else {
+					node.WaitText(t, "* "+name+" ("+identity.Short(hp.ID)+") joined")
+				}
 				return hp, name
 			}
 			mustClose := func(t *testing.T, hp *hostilePeer, what string) {

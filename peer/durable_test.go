@@ -1,9 +1,11 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -256,4 +258,63 @@ func TestAckAfterShown(t *testing.T) {
 	}
 	m.Shown(m.MsgID)
 	next(t, a, func(e Delivered) bool { return e.MsgID == m.MsgID })
+}
+
+// TestRefillWhileSending: a message committed while a refill reads the
+// store (so left on disk by the pump) is loaded by a second read, never
+// skipped: a later message, acknowledged cumulatively, would clear the
+// skipped one from the store unsent.
+func TestRefillWhileSending(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a, b := ha.start(t), hb.start(t)
+	connected(t, a, b)
+	// bob leaves for good: what alice writes to him now waits on disk
+	// only, and his return starts a refill.
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	b.Leave(ctx, "bye")
+	cancel()
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
+	want := texts("waiting", 5)
+	for _, w := range want {
+		if _, err := a.Tell("bob", w); err != nil {
+			t.Fatal(err)
+		}
+		next[Stored](t, a, nil)
+	}
+	// The refill that bob's return starts has read the five; now one
+	// more is committed and offered before it takes the peer's lock.
+	var once sync.Once
+	afterRefillRead = func(n *Node, p *Peer) {
+		if n != a.Node || p.id != hb.id.ID {
+			return
+		}
+		once.Do(func() {
+			p.mu.Lock()
+			before := p.declined
+			p.mu.Unlock()
+			if _, err := a.Tell("bob", "during the refill"); err != nil {
+				t.Error(err)
+				return
+			}
+			deadline := time.Now().Add(wait)
+			for time.Now().Before(deadline) {
+				p.mu.Lock()
+				offered := p.declined != before
+				p.mu.Unlock()
+				if offered {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			t.Error("the pump never offered the message sent during the refill")
+		})
+	}
+	t.Cleanup(func() { afterRefillRead = func(*Node, *Peer) {} })
+	b = hb.start(t)
+	connected(t, b, a)
+	if _, err := a.Tell("bob", "after the refill"); err != nil {
+		t.Fatal(err)
+	}
+	chats(t, b, a.ID(), append(want, "during the refill", "after the refill"))
 }

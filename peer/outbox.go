@@ -113,6 +113,7 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	}
 	if p.spilled || len(p.outbox) >= windowMessages || p.windowBytes+len(m.Text) > windowBytes {
 		p.spilled = true
+		p.declined++
 		return
 	}
 	p.outbox = append(p.outbox, outMsg{msg: m, queued: at})
@@ -120,6 +121,10 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	p.lastLoaded = m.MsgID
 	p.pushLocked()
 }
+
+// afterRefillRead is a test hook: it runs between refill's read of the
+// store and its taking the peer's lock.
+var afterRefillRead = func(n *Node, p *Peer) {}
 
 // refill loads what waits on disk for p beyond its window, while the
 // window has room. The store is read with no lock held.
@@ -129,7 +134,7 @@ func (n *Node) refill(p *Peer) {
 	}
 	for {
 		p.mu.Lock()
-		after, room := p.lastLoaded, windowMessages-len(p.outbox)
+		after, room, declined := p.lastLoaded, windowMessages-len(p.outbox), p.declined
 		need := p.spilled && room >= windowMessages/2 && p.windowBytes <= windowBytes/2
 		p.mu.Unlock()
 		if !need {
@@ -140,6 +145,7 @@ func (n *Node) refill(p *Peer) {
 			n.emit(Problem{Err: fmt.Errorf("read the messages waiting for %s: %w", ShortID(p.id), err)})
 			return
 		}
+		afterRefillRead(n, p)
 		p.mu.Lock()
 		if p.lastLoaded != after {
 			p.mu.Unlock()
@@ -150,10 +156,13 @@ func (n *Node) refill(p *Peer) {
 			p.windowBytes += len(w.Text)
 			p.lastLoaded = w.ID
 		}
-		p.spilled = len(ws) == room
+		// All of it read, unless the pump left a message on disk
+		// meanwhile: committed after the read began, it may not be in ws.
+		more := len(ws) == room || p.declined != declined
+		p.spilled = more
 		p.pushLocked()
 		p.mu.Unlock()
-		if len(ws) < room {
+		if !more {
 			return
 		}
 	}

@@ -36,11 +36,15 @@ type Peer struct {
 	awaySince time.Time
 	// Delivery; see outbox.go. outbox is the window of what waits for
 	// the peer, windowBytes its texts' size, lastLoaded the highest id
-	// put in it, and spilled is set while more waits on disk.
+	// put in it, and spilled is set while more waits on disk. declined
+	// counts the messages left on disk by offerLocked, so that a refill
+	// that read the store before one of them was committed knows to
+	// read again.
 	outbox      []outMsg
 	windowBytes int
 	lastLoaded  uint64
 	spilled     bool
+	declined    uint64
 	// sent counts the messages at the head of outbox handed to the
 	// current link's write queue; the rest wait for room there.
 	sent int
