@@ -520,7 +520,11 @@ func TestSecurityImpostorID(t *testing.T) {
 		return false
 	})
 
-	// carol starts now: her first browse returns the fake service.
+	// carol starts now: her first browse returns the fake service. Not
+	// at once: avahi does not answer again with records it multicast in
+	// the last half second (for the browse above), and carol's next
+	// query would come after the wait below.
+	time.Sleep(time.Second)
 	carol := startNode(t, lan.Host(4), "--name", "carol", "--no-broadcast")
 	warn := carol.Wait(t, "identity mismatch warning for the fake bob", discoveryTimeout, func(e Event) bool {
 		return e.Kind() == "warning" && strings.Contains(strings.ToLower(e.Str("text")), "identity mismatch")

@@ -141,9 +141,33 @@ func (n *Node) SetName(name string) error {
 	return errors.Join(errs...)
 }
 
+// listResend is how often at most a peer is sent the list of peers again
+// when it changed: a little over the rate at which lists are heeded
+// (peerListEvery), so that none is ignored.
+const listResend = peerListEvery + time.Second
+
+// sendList sends l's peer the list of the other peers: after the
+// handshake, and again (keeper.go) when peers were added since, so that a
+// pair that missed each other (a lost beacon, a node that joined after an
+// introduction) is introduced later.
+func (n *Node) sendList(l *link, now time.Time) {
+	gen := n.peersGen.Load()
+	if l.conn.Send(n.announcement(l.id)) == nil {
+		l.listGen.Store(gen)
+		l.listSent.Store(now.UnixNano())
+	}
+}
+
+// listable reports whether addr may be passed on in a peer list: not
+// link-local (its zone means nothing on another host) nor loopback (but
+// in tests whose nodes are all on it, allowLoopback).
+func (n *Node) listable(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && !ap.Addr().IsLinkLocalUnicast() && (!ap.Addr().IsLoopback() || n.allowLoopback)
+}
+
 // announcement lists the connected peers but except, with the address
-// where each listens, for a newly connected peer. Link-local addresses
-// are left out: their zone means nothing on another host.
+// where each listens.
 func (n *Node) announcement(except string) transport.PeerList {
 	var pl transport.PeerList
 	for _, p := range n.peerList() {
@@ -153,7 +177,7 @@ func (n *Node) announcement(except string) transport.PeerList {
 		if p.id == except || !live || addr == "" || len(pl.Peers) >= transport.MaxPeerList {
 			continue
 		}
-		if ap, err := netip.ParseAddrPort(addr); err != nil || ap.Addr().IsLinkLocalUnicast() || ap.Addr().IsLoopback() {
+		if !n.listable(addr) {
 			continue
 		}
 		pl.Peers = append(pl.Peers, transport.PeerRef{ID: p.id, Addr: addr})

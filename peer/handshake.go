@@ -191,7 +191,7 @@ func (n *Node) handshake(raw net.Conn, dialed bool, via Via, expectID string) (*
 	}
 	n.checkTrust(l.p)
 	n.remember(l.p) // after checkTrust: a book may keep pinned ids only
-	l.conn.Send(n.announcement(l.id))
+	n.sendList(l, time.Now())
 	n.emit(PeerUp{Peer: l.info(), Back: back, Was: was})
 	if n.onUp != nil {
 		n.onUp(l.id)

@@ -148,6 +148,9 @@ func (l *link) keep(now time.Time) {
 	if ackDue {
 		l.sendAck() // one that found the write queue full
 	}
+	if l.n.peersGen.Load() != l.listGen.Load() && now.Sub(time.Unix(0, l.listSent.Load())) >= listResend {
+		l.n.sendList(l, now)
+	}
 	if dead {
 		l.givenUp = true
 		l.conn.Close()

@@ -71,6 +71,10 @@ type link struct {
 	reported  State
 	// lastList is when the reader last heeded a peer list.
 	lastList time.Time
+	// listGen is the node's peersGen when the peer was last sent the
+	// list of peers, listSent when (Unix nanoseconds).
+	listGen  atomic.Uint64
+	listSent atomic.Int64
 	// beating is set by startBeats once the schedule is set.
 	beating atomic.Bool
 

@@ -123,8 +123,11 @@ type Node struct {
 	ready   chan struct{}   // closed when Run has set ctx
 	wg      sync.WaitGroup
 	nextReq atomic.Uint64
-	nextMsg atomic.Uint64
-	leaving atomic.Bool
+	// peersGen counts connections attached: a peer whose last list is
+	// older gets the current one (keeper.go).
+	peersGen atomic.Uint64
+	nextMsg  atomic.Uint64
+	leaving  atomic.Bool
 
 	mu sync.Mutex // protects following
 	// name is this node's current name.

@@ -750,8 +750,11 @@ func TestPeerListIntroduces(t *testing.T) {
 		t.Fatalf("introduced peer via %q", up.Peer.Via)
 	}
 	// The list a node sends leaves out loopback and link-local addresses.
-	if l := a.announcement(c.ID()); len(l.Peers) != 0 {
-		t.Fatalf("loopback addresses passed on: %+v", l.Peers)
+	for addr, want := range map[string]bool{"127.0.0.1:4000": false, "[::1]:4000": false, "[fe80::1%eth0]:4000": false,
+		"10.1.2.3:4000": true, "[fd00::1]:4000": true, "not an address": false} {
+		if got := (&Node{}).listable(addr); got != want {
+			t.Errorf("listable(%q) = %v, want %v", addr, got, want)
+		}
 	}
 	// A wrong id for an address is refused, as from mDNS.
 	other, err := identity.New()
