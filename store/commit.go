@@ -246,19 +246,31 @@ const (
 )
 
 // foldState is the block being filled, and blocks changed in the current
-// transaction (encoded).
+// transaction. A block is encoded once per transaction, when it is closed
+// or flushed, not once per line added.
 type foldState struct {
 	first uint64 // sequence of the block's first line
 	n     int
 	tags  []byte
 	texts []byte
-	dirty map[uint64][]byte
+	// changed is set when the block being filled has lines added in the
+	// current transaction; closed holds the encodings of the blocks
+	// closed in it.
+	changed bool
+	closed  map[uint64][]byte
 }
 
 func (f foldState) clone() foldState {
 	f.tags, f.texts = bytes.Clone(f.tags), bytes.Clone(f.texts)
-	f.dirty = nil
+	f.changed, f.closed = false, nil
 	return f
+}
+
+// encode is the block being filled, as stored (without its CRC).
+func (f *foldState) encode() []byte {
+	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
+	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
+	return append(append(v, f.tags...), f.texts...)
 }
 
 // foldBlock is a decoded block.
@@ -311,30 +323,37 @@ func (f *foldState) add(seq uint64, peer, folded string) error {
 		return fmt.Errorf("%w: search index: line %d after %d", ErrCorrupt, seq, f.first+uint64(f.n)-1)
 	}
 	if f.n == 0 || f.n >= foldLines || len(f.texts) >= foldBytes {
-		f.first, f.n, f.tags, f.texts = seq, 0, nil, nil
+		if f.changed {
+			if f.closed == nil {
+				f.closed = map[uint64][]byte{}
+			}
+			f.closed[f.first] = f.encode()
+		}
+		f.first, f.n, f.tags, f.texts = seq, 0, make([]byte, 0, foldLines*tagLen), make([]byte, 0, foldBytes+512)
 	}
-	f.tags = append(f.tags, tagOf(peer)...)
+	var tag [tagLen]byte
+	copy(tag[:], peer)
+	f.tags = append(f.tags, tag[:]...)
 	f.texts = append(f.texts, folded...)
 	f.texts = append(f.texts, 0)
 	f.n++
-	if f.dirty == nil {
-		f.dirty = map[uint64][]byte{}
-	}
-	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
-	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
-	v = append(append(v, f.tags...), f.texts...)
-	f.dirty[f.first] = v
+	f.changed = true
 	return nil
 }
 
 func (f *foldState) flush(b *bolt.Bucket) error {
 	b.FillPercent = 1
-	for k, v := range f.dirty {
+	for k, v := range f.closed {
 		if err := b.Put(key(k), seal(v)); err != nil {
 			return err
 		}
 	}
-	f.dirty = nil
+	if f.changed && f.n > 0 {
+		if err := b.Put(key(f.first), seal(f.encode())); err != nil {
+			return err
+		}
+	}
+	f.changed, f.closed = false, nil
 	return nil
 }
 
