@@ -113,6 +113,7 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	}
 	if p.spilled || len(p.outbox) >= windowMessages || p.windowBytes+len(m.Text) > windowBytes {
 		p.spilled = true
+		p.spills++
 		return
 	}
 	p.outbox = append(p.outbox, outMsg{msg: m, queued: at})
@@ -121,21 +122,31 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	p.pushLocked()
 }
 
+// testHookRefillRead, when set (tests), runs in refill once it has read
+// the store, before it takes the peer's lock.
+var testHookRefillRead func()
+
 // refill loads what waits on disk for p beyond its window, while the
-// window has room. The store is read with no lock held.
+// window has room. The store is read with no lock held: a message left on
+// disk by offerLocked meanwhile may have become durable after the read
+// began, and keeps p spilled (else nothing would load it, and the next
+// one offered would go, and be acknowledged, in its place).
 func (n *Node) refill(p *Peer) {
 	if n.store == nil {
 		return
 	}
 	for {
 		p.mu.Lock()
-		after, room := p.lastLoaded, windowMessages-len(p.outbox)
+		after, room, spills := p.lastLoaded, windowMessages-len(p.outbox), p.spills
 		need := p.spilled && room >= windowMessages/2 && p.windowBytes <= windowBytes/2
 		p.mu.Unlock()
 		if !need {
 			return
 		}
 		ws, err := n.store.Outbox(p.id, after, room)
+		if testHookRefillRead != nil {
+			testHookRefillRead()
+		}
 		if err != nil {
 			n.emit(Problem{Err: fmt.Errorf("read the messages waiting for %s: %w", ShortID(p.id), err)})
 			return
@@ -150,10 +161,11 @@ func (n *Node) refill(p *Peer) {
 			p.windowBytes += len(w.Text)
 			p.lastLoaded = w.ID
 		}
-		p.spilled = len(ws) == room
+		p.spilled = len(ws) == room || p.spills != spills
+		more := p.spilled
 		p.pushLocked()
 		p.mu.Unlock()
-		if len(ws) < room {
+		if !more {
 			return
 		}
 	}

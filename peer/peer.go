@@ -36,11 +36,13 @@ type Peer struct {
 	awaySince time.Time
 	// Delivery; see outbox.go. outbox is the window of what waits for
 	// the peer, windowBytes its texts' size, lastLoaded the highest id
-	// put in it, and spilled is set while more waits on disk.
+	// put in it, and spilled is set while more waits on disk; spills
+	// counts the messages offerLocked left there.
 	outbox      []outMsg
 	windowBytes int
 	lastLoaded  uint64
 	spilled     bool
+	spills      uint64
 	// sent counts the messages at the head of outbox handed to the
 	// current link's write queue; the rest wait for room there.
 	sent int
