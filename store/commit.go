@@ -47,11 +47,31 @@ type op struct {
 // will be part of.
 func (s *Store) enqueueLocked(o op) *Commit {
 	s.queue = append(s.queue, o)
+	s.poke()
+	return s.cur
+}
+
+// poke wakes the committer.
+func (s *Store) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return s.cur
+}
+
+// lazyDelay bounds how long an operation queued by enqueueLazyLocked waits
+// for a commit that another one asks for.
+const lazyDelay = 200 * time.Millisecond
+
+// enqueueLazyLocked queues o without waking the committer: it goes with
+// the next commit, at most lazyDelay later. An acknowledgement's removal
+// then costs no commit of its own, and the next message sent does not
+// wait behind one.
+func (s *Store) enqueueLazyLocked(o op) {
+	s.queue = append(s.queue, o)
+	if s.lazy == nil {
+		s.lazy = time.AfterFunc(lazyDelay, s.poke)
+	}
 }
 
 // run is the committer: it commits whatever is queued, one transaction at a
@@ -74,7 +94,17 @@ func (s *Store) run() {
 				continue
 			}
 		}
-		s.queue, s.cur = make([]op, 0, len(q)), newCommit()
+		// The queue's two buffers take turns: one fills while the other
+		// is written.
+		next := s.spare
+		if next == nil {
+			next = make([]op, 0, len(q))
+		}
+		s.queue, s.spare, s.cur = next, nil, newCommit()
+		if s.lazy != nil {
+			s.lazy.Stop() // what it waited for is in this commit
+			s.lazy = nil
+		}
 		snap := s.mem.clone()
 		ceilFrom, ceilTo := s.ceilingDur, s.ceilingWant
 		s.mu.Unlock()
@@ -82,7 +112,11 @@ func (s *Store) run() {
 		err := s.write(q, ceilFrom, ceilTo)
 
 		var behind *Commit
+		clear(q) // let the texts go
 		s.mu.Lock()
+		if len(q) >= cap(q)/4 {
+			s.spare = q[:0] // else it is much larger than the traffic: let it go
+		}
 		if err == nil {
 			s.dur = snap
 			s.ceilingDur = ceilTo
@@ -93,6 +127,10 @@ func (s *Store) run() {
 				s.queue = nil
 				behind = s.cur
 				s.cur = newCommit()
+			}
+			if s.lazy != nil {
+				s.lazy.Stop()
+				s.lazy = nil
 			}
 			s.mem = s.dur.clone()
 		}
@@ -159,6 +197,7 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 		}
 		return fold.add(o.seq, o.bypeer, o.folded)
 	}
+	var last map[string]recvRec
 	for _, o := range q {
 		switch o.kind {
 		case opAppend:
@@ -176,9 +215,11 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 				return err
 			}
 		case opRecv:
-			if err := recv.Put([]byte(o.peer), o.rr.encode()); err != nil {
-				return err
+			// Only the last of a sender's ids in this commit matters.
+			if last == nil {
+				last = map[string]recvRec{}
 			}
+			last[o.peer] = o.rr
 			if err := addLine(o); err != nil {
 				return err
 			}
@@ -202,6 +243,11 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 					return err
 				}
 			}
+		}
+	}
+	for peer, rr := range last {
+		if err := recv.Put([]byte(peer), rr.encode()); err != nil {
+			return err
 		}
 	}
 	return fold.flush(fb)

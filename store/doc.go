@@ -19,9 +19,10 @@
 //   - The epoch is a random number made with the file. A store moved aside
 //     and made anew has a new epoch, and its ids may start again: message
 //     identity is (sender id, epoch, message id).
-//   - Acked and Drop are cheap in memory; their removals reach the disk with
-//     the next commit. A lost ack only causes a resend, which the receiver
-//     drops.
+//   - Acked is cheap: memory changes at once, and the removal reaches the
+//     disk with the next commit, which it does not ask for (it waits at
+//     most 200 ms for one). A lost ack only causes a resend, which the
+//     receiver drops. Drop waits for its commit.
 //   - Bounds (per peer and in all, in messages and bytes of text) are checked
 //     before anything is written; a refusal names the peer and the bound.
 //   - A corrupt or unreadable file is moved aside (PATH.corrupt-TIMESTAMP) at

@@ -158,7 +158,10 @@ func checkOut(m *Out) error {
 	if m.Direct && len(m.To) != 1 {
 		return errors.New("a direct message has one recipient")
 	}
-	seen := make(map[string]bool, len(m.To))
+	var seen map[string]bool // a message to one peer needs none
+	if len(m.To) > 1 {
+		seen = make(map[string]bool, len(m.To))
+	}
 	for _, r := range m.To {
 		if err := checkID(r.ID); err != nil {
 			return err
@@ -169,7 +172,9 @@ func checkOut(m *Out) error {
 		if seen[r.ID] {
 			return fmt.Errorf("recipient %.8s named twice", r.ID)
 		}
-		seen[r.ID] = true
+		if seen != nil {
+			seen[r.ID] = true
+		}
 	}
 	return checkText(m.Text)
 }
@@ -210,8 +215,9 @@ func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) 
 }
 
 // Acked removes from peer's outbox the messages with ids up to upto, and
-// reports how many. The removal reaches the disk with the next commit; it
-// is not waited for (a lost ack only causes a resend).
+// reports how many. The removal reaches the disk with the next commit, at
+// most lazyDelay later; it is not waited for (a lost ack only causes a
+// resend).
 func (s *Store) Acked(peer string, upto uint64) (removed int) {
 	s.mu.Lock()
 	lo := s.mem.peers[peer].ackedUpto
@@ -268,7 +274,7 @@ func (s *Store) Acked(peer string, upto uint64) (removed int) {
 		return 0
 	}
 	s.mem.peers[peer] = ps
-	s.enqueueLocked(op{kind: opAck, peer: peer, lo: from, hi: ps.ackedUpto})
+	s.enqueueLazyLocked(op{kind: opAck, peer: peer, lo: from, hi: ps.ackedUpto})
 	return removed
 }
 
