@@ -109,8 +109,11 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 	if c == nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
-	refused := store.Refused(err)
-	kept := slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
+	kept := to
+	if err != nil {
+		refused := store.Refused(err)
+		kept = slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
+	}
 	select {
 	case n.pumpq <- queued{out: out, c: c, to: kept, flags: flags}:
 	case <-n.ctx.Done():

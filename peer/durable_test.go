@@ -147,14 +147,17 @@ func TestWindowRefill(t *testing.T) {
 	connected(t, a, b)
 	b.stop()
 	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
-	want := texts("bulk", 3*windowMessages)
-	for _, w := range want {
+	want := texts("bulk", 2*windowMessages+7)
+	// In slices that alice's events can hold while nobody reads them.
+	for i, w := range want {
 		if _, err := a.Tell("bob", w); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for range want {
-		next[Stored](t, a, nil)
+		if i%500 == 499 || i == len(want)-1 {
+			for range i%500 + 1 {
+				next[Stored](t, a, nil)
+			}
+		}
 	}
 	a.mu.Lock()
 	p := a.peers[hb.id.ID]
@@ -169,11 +172,30 @@ func TestWindowRefill(t *testing.T) {
 	}
 	b = hb.start(t)
 	connected(t, b, a)
+	// alice's events are read meanwhile (a node whose events nobody reads
+	// stops), up to bob's last acknowledgement.
+	delivered, quit := make(chan int, 1), make(chan struct{})
+	defer close(quit)
+	go func() {
+		n := 0
+		for n < len(want) {
+			select {
+			case e := <-a.events:
+				if d, ok := e.(Delivered); ok && d.Peer.ID == hb.id.ID {
+					n++
+				}
+			case <-quit:
+				delivered <- n
+				return
+			}
+		}
+		delivered <- n
+	}()
 	chats(t, b, a.ID(), want)
-	// alice's events are read (a node whose events nobody reads stops),
-	// up to bob's last acknowledgement.
-	for range want {
-		next(t, a, func(e Delivered) bool { return e.Peer.ID == hb.id.ID })
+	select {
+	case <-delivered:
+	case <-time.After(wait):
+		t.Fatalf("not all %d messages reported delivered within %v", len(want), wait)
 	}
 	if n := a.PendingCount(); n != 0 {
 		t.Fatalf("%d still pending after bob acknowledged everything", n)
@@ -256,4 +278,32 @@ func TestAckAfterShown(t *testing.T) {
 	}
 	m.Shown(m.MsgID)
 	next(t, a, func(e Delivered) bool { return e.MsgID == m.MsgID })
+}
+
+// TestAckUpToShown: with ConfirmShown, what was shown is acknowledged
+// while a later message waits to be shown.
+func TestAckUpToShown(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a := ha.start(t)
+	st, err := store.Open(hb.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	connected(t, a, b)
+	for _, text := range []string{"one", "two"} {
+		if _, err := a.Say(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := next(t, b, func(e Chat) bool { return e.Text == "one" })
+	two := next(t, b, func(e Chat) bool { return e.Text == "two" })
+	one.Shown(one.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == one.MsgID })
+	time.Sleep(shownWait + 500*time.Millisecond)
+	if n := a.PendingCount(); n != 1 {
+		t.Fatalf("%d pending while the second message is not shown, want 1", n)
+	}
+	two.Shown(two.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == two.MsgID })
 }

@@ -24,8 +24,10 @@ const (
 	// waiting without a store; one more is refused with an error.
 	OutboxLimit = 1000
 	// windowMessages and windowBytes bound a peer's window of its
-	// outbox on disk.
-	windowMessages = 1024
+	// outbox on disk. The window holds what is sent and not yet
+	// acknowledged: a few of the receiver's commits' worth, so that the
+	// next are on their way while one is written.
+	windowMessages = 4096
 	windowBytes    = 4 << 20
 	// pumpQueue bounds the messages whose commit the pump waits for.
 	pumpQueue = 4096
@@ -262,6 +264,9 @@ func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 	k := copy(p.outbox, p.outbox[i:])
 	clear(p.outbox[k:]) // let the texts go
 	p.outbox = p.outbox[:k]
+	if k == 0 && cap(p.outbox) > 64 {
+		p.outbox = nil // a burst's worth: not kept for the quiet after it
+	}
 	p.sent = max(p.sent-i, 0)
 	spilled := p.spilled
 	p.mu.Unlock()
