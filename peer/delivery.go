@@ -48,7 +48,7 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 	ref := l.p.ref()
 	sent := time.Unix(0, m.Sent)
 	fresh, c, err := l.n.store.Receive(store.In{From: l.id, Name: ref.Name, Epoch: l.epoch, ID: m.MsgID,
-		Direct: m.Direct, Text: m.Text, Sent: sent})
+		Direct: m.Direct, Text: m.Text, Flags: m.Flags, Sent: sent})
 	if err != nil {
 		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"lanchat/identity"
 	"lanchat/store"
+	"lanchat/transport"
 )
 
 // host is what a node keeps between runs: its key, known peers and store.
@@ -306,4 +307,47 @@ func TestAckUpToShown(t *testing.T) {
 	}
 	two.Shown(two.MsgID)
 	next(t, a, func(e Delivered) bool { return e.MsgID == two.MsgID })
+}
+
+// TestActionResentFromDisk: an action (/me) written while its recipient is
+// away is still an action when it is sent from disk after the sender
+// restarted, and in the history of both.
+func TestActionResentFromDisk(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a, b := ha.start(t), hb.start(t)
+	connected(t, a, b)
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
+	for _, send := range []func() (Sent, error){
+		func() (Sent, error) { return a.ActTo("bob", "waves") },
+		func() (Sent, error) { return a.Tell("bob", "says hi") },
+	} {
+		s, err := send()
+		if err != nil {
+			t.Fatal(err)
+		}
+		next(t, a, func(e Stored) bool { return e.MsgID == s.MsgID })
+	}
+	a.stop()
+	a = ha.start(t)
+	b = hb.start(t)
+	connected(t, b, a)
+	for _, want := range []struct {
+		text   string
+		action bool
+	}{{"waves", true}, {"says hi", false}} {
+		m := next(t, b, func(e Chat) bool { return e.From.ID == a.ID() })
+		if m.Text != want.text || m.Action != want.action {
+			t.Fatalf("bob got %q, action %v; want %q, action %v", m.Text, m.Action, want.text, want.action)
+		}
+	}
+	for _, st := range []*store.Store{a.store, b.store} {
+		lines, err := st.History("", 2)
+		if err != nil || len(lines) != 2 {
+			t.Fatalf("history: %d lines, %v", len(lines), err)
+		}
+		if lines[0].Flags != transport.ChatAction || lines[1].Flags != 0 {
+			t.Errorf("history flags %#x, %#x; want the action first", lines[0].Flags, lines[1].Flags)
+		}
+	}
 }

@@ -50,8 +50,6 @@ type queued struct {
 	c   *store.Commit
 	// to are the recipients it was queued for.
 	to []Ref
-	// flags go with the message (transport.ChatAction); not stored.
-	flags uint8
 }
 
 // queue puts msg in p's outbox (without a store) and, while connected
@@ -90,7 +88,7 @@ func (n *Node) pump(ctx context.Context) {
 			n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
 			continue
 		}
-		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.flags}
+		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.out.Flags}
 		for _, r := range q.to {
 			n.mu.Lock()
 			p := n.peers[r.ID]
@@ -102,7 +100,7 @@ func (n *Node) pump(ctx context.Context) {
 			p.offerLocked(m, q.out.Queued)
 			p.mu.Unlock()
 		}
-		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: q.flags&transport.ChatAction != 0})
+		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: m.Flags&transport.ChatAction != 0})
 	}
 }
 
@@ -159,7 +157,7 @@ func (n *Node) refill(p *Peer) {
 			continue // loaded meanwhile: look again
 		}
 		for _, w := range ws {
-			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text}, queued: w.Queued})
+			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text, Flags: w.Flags}, queued: w.Queued})
 			p.windowBytes += len(w.Text)
 			p.lastLoaded = w.ID
 		}

@@ -37,6 +37,8 @@
 // (message id → waiting message), recv (sender → epoch and last id),
 // hist (sequence → line), fold (sequence of a block's first line → the
 // conversation tags and lowercased texts of up to 128 consecutive lines:
-// what Search and History of one peer scan). Every value ends with a
+// what Search and History of one peer scan). A waiting message and a line
+// end with their text, then its chat flags (/me) when not zero: records
+// written before flags were kept read as flags 0. Every value ends with a
 // CRC-32C of itself, since bbolt checks only its meta pages.
 package store

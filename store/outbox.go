@@ -22,6 +22,9 @@ type Out struct {
 	To     []Recipient
 	Direct bool // to one peer only (To has one entry)
 	Text   string
+	// Flags are the chat flags (transport.ChatAction, /me), kept with the
+	// message and its history line.
+	Flags uint8
 	// Sent is the sender's time (set by Append when zero); Queued is set
 	// by Append.
 	Sent, Queued time.Time
@@ -83,7 +86,7 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 	o := op{kind: opAppend, id: m.ID, peers: to}
 	if !s.o.NoHistory {
 		s.mem.histSeq++
-		h := histRec{direct: m.Direct, msgID: m.ID, epoch: s.epoch, sent: m.Sent.UnixNano(), at: now.UnixNano(), text: m.Text}
+		h := histRec{direct: m.Direct, msgID: m.ID, epoch: s.epoch, sent: m.Sent.UnixNano(), at: now.UnixNano(), text: m.Text, chat: m.Flags}
 		for _, r := range m.To {
 			for _, id := range to {
 				if id == r.ID {
@@ -97,7 +100,7 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 		}
 		o.seq, o.hist, o.folded = s.mem.histSeq, h.encode(), fold(m.Text)
 	}
-	o.rec = outRec{direct: m.Direct, sent: m.Sent.UnixNano(), queued: now.UnixNano(), seq: o.seq, text: m.Text}.encode()
+	o.rec = outRec{direct: m.Direct, sent: m.Sent.UnixNano(), queued: now.UnixNano(), seq: o.seq, text: m.Text, flags: m.Flags}.encode()
 	for _, id := range to {
 		ps := s.mem.peers[id]
 		ps.Messages++
@@ -184,6 +187,7 @@ type Waiting struct {
 	ID           uint64
 	Direct       bool
 	Text         string
+	Flags        uint8 // as in Out
 	Sent, Queued time.Time
 }
 
@@ -206,7 +210,7 @@ func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) 
 			if err != nil || len(k) != 8 {
 				return fmt.Errorf("%w: outbox of %.8s: %w", ErrCorrupt, peer, errors.Join(err, errShort))
 			}
-			w = append(w, Waiting{ID: binary.BigEndian.Uint64(k), Direct: r.direct, Text: r.text,
+			w = append(w, Waiting{ID: binary.BigEndian.Uint64(k), Direct: r.direct, Text: r.text, Flags: r.flags,
 				Sent: time.Unix(0, r.sent), Queued: time.Unix(0, r.queued)})
 		}
 		return nil
