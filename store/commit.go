@@ -279,15 +279,21 @@ func markDropped(hist *bolt.Bucket, peer string, v []byte) error {
 	return hist.Put(key(r.seq), h.encode())
 }
 
-// Search index blocks: up to foldLines consecutive lines, closed once
-// foldBytes of text are in. A block is: the number of lines n (u16), n tags
-// (the first tagLen bytes of the line's conversation, its Peer, or zeros),
-// then the lowercased texts, each followed by NUL. The tags let History of
-// one peer read the blocks instead of a second index, whose pages every
-// commit would have to write too.
+// Search index blocks: up to foldLines consecutive lines, closed before
+// the stored block would pass foldBytes. A block is: the number of lines n
+// (u16), n tags (the first tagLen bytes of the line's conversation, its
+// Peer, or zeros), then the lowercased texts, each followed by NUL. The
+// tags let History of one peer read the blocks instead of a second index,
+// whose pages every commit would have to write too.
+//
+// A block larger than a page takes pages of its own, whole: foldBytes
+// fills two of 4 KiB, with the headers bbolt puts before it. (Blocks were
+// closed at 4 KiB of text once, which left most of a second page empty:
+// a search maps in every page of the index, and mapping pages is most of
+// its cost.)
 const (
 	foldLines = 128
-	foldBytes = 4 << 10
+	foldBytes = 2<<12 - 64
 	tagLen    = 8
 )
 
@@ -368,14 +374,16 @@ func (f *foldState) add(seq uint64, peer, folded string) error {
 	if f.n > 0 && seq != f.first+uint64(f.n) {
 		return fmt.Errorf("%w: search index: line %d after %d", ErrCorrupt, seq, f.first+uint64(f.n)-1)
 	}
-	if f.n == 0 || f.n >= foldLines || len(f.texts) >= foldBytes {
+	// The block stored with this line: count, tags, texts, CRC.
+	size := 2 + (f.n+1)*tagLen + len(f.texts) + len(folded) + 1 + 4
+	if f.n == 0 || f.n >= foldLines || size > foldBytes {
 		if f.changed {
 			if f.closed == nil {
 				f.closed = map[uint64][]byte{}
 			}
 			f.closed[f.first] = f.encode()
 		}
-		f.first, f.n, f.tags, f.texts = seq, 0, make([]byte, 0, foldLines*tagLen), make([]byte, 0, foldBytes+512)
+		f.first, f.n, f.tags, f.texts = seq, 0, make([]byte, 0, foldLines*tagLen), make([]byte, 0, foldBytes)
 	}
 	var tag [tagLen]byte
 	copy(tag[:], peer)
