@@ -53,6 +53,8 @@ type options struct {
 	procs    int
 	json     bool
 	netns    bool
+	// skipDurable leaves out the rows of the durable store (durable.go).
+	skipDurable bool
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -65,6 +67,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.samples, "samples", 2000, "round trips per latency figure")
 	fs.IntVar(&o.procs, "procs", 4, "node processes for the memory figures")
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
+	fs.BoolVar(&o.skipDurable, "skip-durable", false, "leave out the durable store: chat between nodes with stores, and a history of a million lines")
 	fs.BoolVar(&o.netns, "netns", false, "also measure between network namespaces: the raw baselines and two nodes, and with real mDNS discovery and the mesh, fan-out and memory of --nodes processes (root only)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
@@ -254,6 +257,12 @@ func run(o options, progress func(string)) (*report, error) {
 		l.close()
 		if err != nil {
 			return nil, err
+		}
+	}
+
+	if !o.skipDurable {
+		if err := durable(r, o, progress); err != nil {
+			return nil, fmt.Errorf("durable store: %w", err)
 		}
 	}
 

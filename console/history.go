@@ -10,6 +10,7 @@ import (
 
 	"lanchat/peer"
 	"lanchat/store"
+	"lanchat/transport"
 )
 
 // History is what /history and /search read (a *store.Store).
@@ -133,7 +134,11 @@ func (c *Console) showLines(search bool, lines []store.Line, none string) {
 		if l.In && l.At.Sub(l.Sent) > time.Minute {
 			when += fmt.Sprintf(" (written %s)", l.Sent.Format("2006-01-02 15:04"))
 		}
-		fmt.Fprintf(&b, "[%s] <%s>%s %s\n", when, from, mark, l.Text)
+		if l.Flags&transport.ChatAction != 0 {
+			fmt.Fprintf(&b, "[%s] * %s%s %s\n", when, from, mark, l.Text)
+		} else {
+			fmt.Fprintf(&b, "[%s] <%s>%s %s\n", when, from, mark, l.Text)
+		}
 		list = append(list, j)
 	}
 	if len(lines) == 0 {

@@ -79,9 +79,8 @@ func (n *Node) tell(peerArg, text string, flags uint8) (Sent, error) {
 // send queues a message for the peers to (ps, those of them connected or
 // away this session, when there is no store) and releases sendMu, which
 // the caller holds: ids are handed out and queued in one order. flags
-// (transport.ChatAction) go with the message on this run's connections;
-// the store does not keep them, so a message resent after a restart
-// loses them.
+// (transport.ChatAction) go with the message, and the store keeps them
+// for a resend after a restart.
 func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string) (Sent, error) {
 	if n.store == nil {
 		m := transport.Chat{MsgID: n.nextMsg.Add(1), Direct: direct, Sent: time.Now().UnixNano(), Text: text, Flags: flags}
@@ -101,7 +100,7 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 		return sent, errors.Join(errs...)
 	}
 	defer n.sendMu.Unlock()
-	out := &store.Out{Direct: direct, Text: text}
+	out := &store.Out{Direct: direct, Text: text, Flags: flags}
 	for _, r := range to {
 		out.To = append(out.To, store.Recipient{ID: r.ID, Name: r.Name})
 	}
@@ -109,10 +108,13 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 	if c == nil {
 		return Sent{}, fmt.Errorf("message not sent: %w", err)
 	}
-	refused := store.Refused(err)
-	kept := slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
+	kept := to
+	if err != nil {
+		refused := store.Refused(err)
+		kept = slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
+	}
 	select {
-	case n.pumpq <- queued{out: out, c: c, to: kept, flags: flags}:
+	case n.pumpq <- queued{out: out, c: c, to: kept}:
 	case <-n.ctx.Done():
 		return Sent{}, fmt.Errorf("message not sent: %w", n.ctx.Err())
 	}

@@ -16,11 +16,20 @@ import (
 // (commits are grouped) and queues it; a delivery goroutine, which exists
 // while the queue is not empty, waits for each commit in order, shows the
 // message and sends one cumulative acknowledgement once the queue runs
-// dry.
+// dry, and others while it waits for a commit.
 
-// maxArrivals bounds the messages of one peer waiting for their commit:
-// beyond it the reader waits, and so does the peer's sending.
-const maxArrivals = 1024
+// maxArrivals bounds the messages of one peer waiting for their commit
+// (maxArrivalBytes their texts): beyond it the reader waits, and so does
+// the peer's sending. It allows a few commits' worth of a fast sender in
+// flight, so that the next arrive while one is written.
+const maxArrivals = 4096
+
+// maxArrivalBytes bounds the texts of the messages of one peer waiting for
+// their commit.
+const maxArrivalBytes = 4 << 20
+
+// waiting is how many arrivals wait for delivery; l.rmu held.
+func (l *link) waiting() int { return len(l.arrivals) - l.ahead }
 
 // arrival is a message read and handed to the store.
 type arrival struct {
@@ -39,20 +48,27 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 	ref := l.p.ref()
 	sent := time.Unix(0, m.Sent)
 	fresh, c, err := l.n.store.Receive(store.In{From: l.id, Name: ref.Name, Epoch: l.epoch, ID: m.MsgID,
-		Direct: m.Direct, Text: m.Text, Sent: sent})
+		Direct: m.Direct, Text: m.Text, Flags: m.Flags, Sent: sent})
 	if err != nil {
 		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
 	}
 	l.rmu.Lock()
-	for len(l.arrivals) >= maxArrivals && !l.rclosed {
+	for l.waiting() > 0 && (l.waiting() >= maxArrivals || l.arrivalBytes >= maxArrivalBytes) && !l.rclosed {
 		l.rcond.Wait()
 	}
 	if l.rclosed {
 		l.rmu.Unlock()
 		return nil
 	}
+	if len(l.arrivals) == cap(l.arrivals) && l.ahead > 0 {
+		// Full, with room at the front: move down rather than grow.
+		k := copy(l.arrivals, l.arrivals[l.ahead:])
+		clear(l.arrivals[k:])
+		l.arrivals, l.ahead = l.arrivals[:k], 0
+	}
 	l.arrivals = append(l.arrivals, arrival{c: c, fresh: fresh,
 		chat: Chat{From: ref, MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, At: at, Sent: sent, Action: m.Flags&transport.ChatAction != 0}})
+	l.arrivalBytes += len(m.Text)
 	if !l.delivering {
 		l.delivering = true
 		l.rwg.Add(1)
@@ -68,20 +84,25 @@ func (l *link) deliver() {
 	defer l.rwg.Done()
 	for {
 		l.rmu.Lock()
-		if len(l.arrivals) == 0 || l.rclosed {
+		if l.waiting() == 0 || l.rclosed {
 			l.delivering = false
+			if cap(l.arrivals) > 256 {
+				l.arrivals = nil // a burst's worth: not kept for the quiet after it
+			}
 			l.rmu.Unlock()
 			l.sendAck()
 			return
 		}
-		a := l.arrivals[0]
-		l.arrivals[0] = arrival{}
-		l.arrivals = l.arrivals[1:]
+		a := l.arrivals[l.ahead]
+		l.arrivals[l.ahead] = arrival{}
+		l.ahead++
+		l.arrivalBytes -= len(a.chat.Text)
+		if l.ahead == len(l.arrivals) {
+			l.arrivals, l.ahead = l.arrivals[:0], 0
+		}
 		l.rcond.Broadcast()
 		l.rmu.Unlock()
-		select {
-		case <-a.c.Done():
-		case <-l.n.ctx.Done():
+		if !l.waitCommit(a.c) {
 			l.stopDelivery()
 			return
 		}
@@ -104,11 +125,34 @@ func (l *link) deliver() {
 		if a.fresh {
 			l.rfresh = max(l.rfresh, a.chat.MsgID)
 		}
-		drained := len(l.arrivals) == 0
+		drained := l.waiting() == 0
 		upto := l.rfresh
 		l.rmu.Unlock()
 		if drained {
 			l.waitShown(upto)
+		}
+	}
+}
+
+// waitCommit waits for c, and reports false if the node stopped first.
+// While c runs, what is delivered is acknowledged, as far as it is shown:
+// a steady stream, whose queue never runs dry, is then acknowledged at
+// least once per commit, and the sender's window moves on meanwhile.
+func (l *link) waitCommit(c *store.Commit) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+	}
+	l.sendAck()
+	for {
+		select {
+		case <-c.Done():
+			return true
+		case <-l.shownCh:
+			l.sendAck()
+		case <-l.n.ctx.Done():
+			return false
 		}
 	}
 }
@@ -155,21 +199,24 @@ func (l *link) waitShown(id uint64) {
 func (l *link) stopDelivery() {
 	l.rmu.Lock()
 	l.rclosed = true
-	l.arrivals = nil
+	l.arrivals, l.ahead, l.arrivalBytes = nil, 0, 0
 	l.delivering = false
 	l.rcond.Broadcast()
 	l.rmu.Unlock()
 }
 
-// sendAck acknowledges everything delivered, if not done yet. A full
-// write queue leaves it due: the keeper tries again.
+// sendAck acknowledges everything delivered, if not done yet; with
+// ConfirmShown, only as far as it was shown (shown first: then a crash
+// cannot lose the display). Messages are shown in id order, so every
+// fresh one up to the last shown was shown, and every one delivered is
+// stored. A full write queue leaves it due: the keeper tries again.
 func (l *link) sendAck() {
 	l.rmu.Lock()
 	upto := l.rack
-	due := upto > l.rackSent
-	if l.n.confirm && l.shown.Load() < l.rfresh {
-		due = false // shown first: then a crash cannot lose the display
+	if s := l.shown.Load(); l.n.confirm && s < l.rfresh {
+		upto = min(upto, s)
 	}
+	due := upto > l.rackSent
 	l.rmu.Unlock()
 	if !due {
 		return

@@ -1,16 +1,15 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"lanchat/identity"
 	"lanchat/store"
+	"lanchat/transport"
 )
 
 // host is what a node keeps between runs: its key, known peers and store.
@@ -149,14 +148,17 @@ func TestWindowRefill(t *testing.T) {
 	connected(t, a, b)
 	b.stop()
 	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
-	want := texts("bulk", 3*windowMessages)
-	for _, w := range want {
+	want := texts("bulk", 2*windowMessages+7)
+	// In slices that alice's events can hold while nobody reads them.
+	for i, w := range want {
 		if _, err := a.Tell("bob", w); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for range want {
-		next[Stored](t, a, nil)
+		if i%500 == 499 || i == len(want)-1 {
+			for range i%500 + 1 {
+				next[Stored](t, a, nil)
+			}
+		}
 	}
 	a.mu.Lock()
 	p := a.peers[hb.id.ID]
@@ -171,11 +173,30 @@ func TestWindowRefill(t *testing.T) {
 	}
 	b = hb.start(t)
 	connected(t, b, a)
+	// alice's events are read meanwhile (a node whose events nobody reads
+	// stops), up to bob's last acknowledgement.
+	delivered, quit := make(chan int, 1), make(chan struct{})
+	defer close(quit)
+	go func() {
+		n := 0
+		for n < len(want) {
+			select {
+			case e := <-a.events:
+				if d, ok := e.(Delivered); ok && d.Peer.ID == hb.id.ID {
+					n++
+				}
+			case <-quit:
+				delivered <- n
+				return
+			}
+		}
+		delivered <- n
+	}()
 	chats(t, b, a.ID(), want)
-	// alice's events are read (a node whose events nobody reads stops),
-	// up to bob's last acknowledgement.
-	for range want {
-		next(t, a, func(e Delivered) bool { return e.Peer.ID == hb.id.ID })
+	select {
+	case <-delivered:
+	case <-time.After(wait):
+		t.Fatalf("not all %d messages reported delivered within %v", len(want), wait)
 	}
 	if n := a.PendingCount(); n != 0 {
 		t.Fatalf("%d still pending after bob acknowledged everything", n)
@@ -260,61 +281,73 @@ func TestAckAfterShown(t *testing.T) {
 	next(t, a, func(e Delivered) bool { return e.MsgID == m.MsgID })
 }
 
-// TestRefillWhileSending: a message committed while a refill reads the
-// store (so left on disk by the pump) is loaded by a second read, never
-// skipped: a later message, acknowledged cumulatively, would clear the
-// skipped one from the store unsent.
-func TestRefillWhileSending(t *testing.T) {
+// TestAckUpToShown: with ConfirmShown, what was shown is acknowledged
+// while a later message waits to be shown.
+func TestAckUpToShown(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a := ha.start(t)
+	st, err := store.Open(hb.path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	connected(t, a, b)
+	for _, text := range []string{"one", "two"} {
+		if _, err := a.Say(text); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one := next(t, b, func(e Chat) bool { return e.Text == "one" })
+	two := next(t, b, func(e Chat) bool { return e.Text == "two" })
+	one.Shown(one.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == one.MsgID })
+	time.Sleep(shownWait + 500*time.Millisecond)
+	if n := a.PendingCount(); n != 1 {
+		t.Fatalf("%d pending while the second message is not shown, want 1", n)
+	}
+	two.Shown(two.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == two.MsgID })
+}
+
+// TestActionResentFromDisk: an action (/me) written while its recipient is
+// away is still an action when it is sent from disk after the sender
+// restarted, and in the history of both.
+func TestActionResentFromDisk(t *testing.T) {
 	ha, hb := newHost(t, "alice"), newHost(t, "bob")
 	a, b := ha.start(t), hb.start(t)
 	connected(t, a, b)
-	// bob leaves for good: what alice writes to him now waits on disk
-	// only, and his return starts a refill.
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	b.Leave(ctx, "bye")
-	cancel()
 	b.stop()
-	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
-	want := texts("waiting", 5)
-	for _, w := range want {
-		if _, err := a.Tell("bob", w); err != nil {
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == b.ID() })
+	for _, send := range []func() (Sent, error){
+		func() (Sent, error) { return a.ActTo("bob", "waves") },
+		func() (Sent, error) { return a.Tell("bob", "says hi") },
+	} {
+		s, err := send()
+		if err != nil {
 			t.Fatal(err)
 		}
-		next[Stored](t, a, nil)
+		next(t, a, func(e Stored) bool { return e.MsgID == s.MsgID })
 	}
-	// The refill that bob's return starts has read the five; now one
-	// more is committed and offered before it takes the peer's lock.
-	var once sync.Once
-	afterRefillRead = func(n *Node, p *Peer) {
-		if n != a.Node || p.id != hb.id.ID {
-			return
-		}
-		once.Do(func() {
-			p.mu.Lock()
-			before := p.declined
-			p.mu.Unlock()
-			if _, err := a.Tell("bob", "during the refill"); err != nil {
-				t.Error(err)
-				return
-			}
-			deadline := time.Now().Add(wait)
-			for time.Now().Before(deadline) {
-				p.mu.Lock()
-				offered := p.declined != before
-				p.mu.Unlock()
-				if offered {
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			t.Error("the pump never offered the message sent during the refill")
-		})
-	}
-	t.Cleanup(func() { afterRefillRead = func(*Node, *Peer) {} })
+	a.stop()
+	a = ha.start(t)
 	b = hb.start(t)
 	connected(t, b, a)
-	if _, err := a.Tell("bob", "after the refill"); err != nil {
-		t.Fatal(err)
+	for _, want := range []struct {
+		text   string
+		action bool
+	}{{"waves", true}, {"says hi", false}} {
+		m := next(t, b, func(e Chat) bool { return e.From.ID == a.ID() })
+		if m.Text != want.text || m.Action != want.action {
+			t.Fatalf("bob got %q, action %v; want %q, action %v", m.Text, m.Action, want.text, want.action)
+		}
 	}
-	chats(t, b, a.ID(), append(want, "during the refill", "after the refill"))
+	for _, st := range []*store.Store{a.store, b.store} {
+		lines, err := st.History("", 2)
+		if err != nil || len(lines) != 2 {
+			t.Fatalf("history: %d lines, %v", len(lines), err)
+		}
+		if lines[0].Flags != transport.ChatAction || lines[1].Flags != 0 {
+			t.Errorf("history flags %#x, %#x; want the action first", lines[0].Flags, lines[1].Flags)
+		}
+	}
 }

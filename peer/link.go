@@ -42,11 +42,15 @@ type link struct {
 	// the reader uses it (without a store).
 	ackDue uint64
 	// Delivery with a store (delivery.go).
-	rmu        sync.Mutex // protects following
-	rcond      *sync.Cond // on rmu: room in arrivals
-	arrivals   []arrival
-	delivering bool
-	rclosed    bool
+	rmu   sync.Mutex // protects following
+	rcond *sync.Cond // on rmu: room in arrivals
+	// arrivals[ahead:] wait for delivery; arrivalBytes is their texts'
+	// size.
+	arrivals     []arrival
+	ahead        int
+	arrivalBytes int
+	delivering   bool
+	rclosed      bool
 	// rack is the highest id delivered, rackSent the highest acked,
 	// rfresh the highest fresh one handed to the events.
 	rack, rackSent, rfresh uint64

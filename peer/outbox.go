@@ -24,8 +24,10 @@ const (
 	// waiting without a store; one more is refused with an error.
 	OutboxLimit = 1000
 	// windowMessages and windowBytes bound a peer's window of its
-	// outbox on disk.
-	windowMessages = 1024
+	// outbox on disk. The window holds what is sent and not yet
+	// acknowledged: a few of the receiver's commits' worth, so that the
+	// next are on their way while one is written.
+	windowMessages = 4096
 	windowBytes    = 4 << 20
 	// pumpQueue bounds the messages whose commit the pump waits for.
 	pumpQueue = 4096
@@ -48,8 +50,6 @@ type queued struct {
 	c   *store.Commit
 	// to are the recipients it was queued for.
 	to []Ref
-	// flags go with the message (transport.ChatAction); not stored.
-	flags uint8
 }
 
 // queue puts msg in p's outbox (without a store) and, while connected
@@ -88,7 +88,7 @@ func (n *Node) pump(ctx context.Context) {
 			n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
 			continue
 		}
-		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.flags}
+		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.out.Flags}
 		for _, r := range q.to {
 			n.mu.Lock()
 			p := n.peers[r.ID]
@@ -100,7 +100,7 @@ func (n *Node) pump(ctx context.Context) {
 			p.offerLocked(m, q.out.Queued)
 			p.mu.Unlock()
 		}
-		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: q.flags&transport.ChatAction != 0})
+		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: m.Flags&transport.ChatAction != 0})
 	}
 }
 
@@ -113,7 +113,7 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	}
 	if p.spilled || len(p.outbox) >= windowMessages || p.windowBytes+len(m.Text) > windowBytes {
 		p.spilled = true
-		p.declined++
+		p.spills++
 		return
 	}
 	p.outbox = append(p.outbox, outMsg{msg: m, queued: at})
@@ -122,44 +122,47 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	p.pushLocked()
 }
 
-// afterRefillRead is a test hook: it runs between refill's read of the
-// store and its taking the peer's lock.
-var afterRefillRead = func(n *Node, p *Peer) {}
+// testHookRefillRead, when set (tests), runs in refill once it has read
+// the store, before it takes the peer's lock.
+var testHookRefillRead func()
 
 // refill loads what waits on disk for p beyond its window, while the
-// window has room. The store is read with no lock held.
+// window has room. The store is read with no lock held: a message left on
+// disk by offerLocked meanwhile may have become durable after the read
+// began, and keeps p spilled (else nothing would load it, and the next
+// one offered would go, and be acknowledged, in its place).
 func (n *Node) refill(p *Peer) {
 	if n.store == nil {
 		return
 	}
 	for {
 		p.mu.Lock()
-		after, room, declined := p.lastLoaded, windowMessages-len(p.outbox), p.declined
+		after, room, spills := p.lastLoaded, windowMessages-len(p.outbox), p.spills
 		need := p.spilled && room >= windowMessages/2 && p.windowBytes <= windowBytes/2
 		p.mu.Unlock()
 		if !need {
 			return
 		}
 		ws, err := n.store.Outbox(p.id, after, room)
+		if testHookRefillRead != nil {
+			testHookRefillRead()
+		}
 		if err != nil {
 			n.emit(Problem{Err: fmt.Errorf("read the messages waiting for %s: %w", ShortID(p.id), err)})
 			return
 		}
-		afterRefillRead(n, p)
 		p.mu.Lock()
 		if p.lastLoaded != after {
 			p.mu.Unlock()
 			continue // loaded meanwhile: look again
 		}
 		for _, w := range ws {
-			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text}, queued: w.Queued})
+			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text, Flags: w.Flags}, queued: w.Queued})
 			p.windowBytes += len(w.Text)
 			p.lastLoaded = w.ID
 		}
-		// All of it read, unless the pump left a message on disk
-		// meanwhile: committed after the read began, it may not be in ws.
-		more := len(ws) == room || p.declined != declined
-		p.spilled = more
+		p.spilled = len(ws) == room || p.spills != spills
+		more := p.spilled
 		p.pushLocked()
 		p.mu.Unlock()
 		if !more {
@@ -259,6 +262,9 @@ func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 	k := copy(p.outbox, p.outbox[i:])
 	clear(p.outbox[k:]) // let the texts go
 	p.outbox = p.outbox[:k]
+	if k == 0 && cap(p.outbox) > 64 {
+		p.outbox = nil // a burst's worth: not kept for the quiet after it
+	}
 	p.sent = max(p.sent-i, 0)
 	spilled := p.spilled
 	p.mu.Unlock()

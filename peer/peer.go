@@ -36,15 +36,13 @@ type Peer struct {
 	awaySince time.Time
 	// Delivery; see outbox.go. outbox is the window of what waits for
 	// the peer, windowBytes its texts' size, lastLoaded the highest id
-	// put in it, and spilled is set while more waits on disk. declined
-	// counts the messages left on disk by offerLocked, so that a refill
-	// that read the store before one of them was committed knows to
-	// read again.
+	// put in it, and spilled is set while more waits on disk; spills
+	// counts the messages offerLocked left there.
 	outbox      []outMsg
 	windowBytes int
 	lastLoaded  uint64
 	spilled     bool
-	declined    uint64
+	spills      uint64
 	// sent counts the messages at the head of outbox handed to the
 	// current link's write queue; the rest wait for room there.
 	sent int
@@ -96,7 +94,6 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	wasAway = p.away
 	p.away = false
 	p.link = l
-	n.peersGen.Add(1)
 	if p.recvEpoch != l.epoch {
 		p.recvEpoch, p.lastRecv = l.epoch, 0
 	}

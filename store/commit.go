@@ -47,11 +47,31 @@ type op struct {
 // will be part of.
 func (s *Store) enqueueLocked(o op) *Commit {
 	s.queue = append(s.queue, o)
+	s.poke()
+	return s.cur
+}
+
+// poke wakes the committer.
+func (s *Store) poke() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return s.cur
+}
+
+// lazyDelay bounds how long an operation queued by enqueueLazyLocked waits
+// for a commit that another one asks for.
+const lazyDelay = 200 * time.Millisecond
+
+// enqueueLazyLocked queues o without waking the committer: it goes with
+// the next commit, at most lazyDelay later. An acknowledgement's removal
+// then costs no commit of its own, and the next message sent does not
+// wait behind one.
+func (s *Store) enqueueLazyLocked(o op) {
+	s.queue = append(s.queue, o)
+	if s.lazy == nil {
+		s.lazy = time.AfterFunc(lazyDelay, s.poke)
+	}
 }
 
 // run is the committer: it commits whatever is queued, one transaction at a
@@ -74,7 +94,17 @@ func (s *Store) run() {
 				continue
 			}
 		}
-		s.queue, s.cur = make([]op, 0, len(q)), newCommit()
+		// The queue's two buffers take turns: one fills while the other
+		// is written.
+		next := s.spare
+		if next == nil {
+			next = make([]op, 0, len(q))
+		}
+		s.queue, s.spare, s.cur = next, nil, newCommit()
+		if s.lazy != nil {
+			s.lazy.Stop() // what it waited for is in this commit
+			s.lazy = nil
+		}
 		snap := s.mem.clone()
 		ceilFrom, ceilTo := s.ceilingDur, s.ceilingWant
 		s.mu.Unlock()
@@ -82,7 +112,11 @@ func (s *Store) run() {
 		err := s.write(q, ceilFrom, ceilTo)
 
 		var behind *Commit
+		clear(q) // let the texts go
 		s.mu.Lock()
+		if len(q) >= cap(q)/4 {
+			s.spare = q[:0] // else it is much larger than the traffic: let it go
+		}
 		if err == nil {
 			s.dur = snap
 			s.ceilingDur = ceilTo
@@ -93,6 +127,10 @@ func (s *Store) run() {
 				s.queue = nil
 				behind = s.cur
 				s.cur = newCommit()
+			}
+			if s.lazy != nil {
+				s.lazy.Stop()
+				s.lazy = nil
 			}
 			s.mem = s.dur.clone()
 		}
@@ -159,6 +197,7 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 		}
 		return fold.add(o.seq, o.bypeer, o.folded)
 	}
+	var last map[string]recvRec
 	for _, o := range q {
 		switch o.kind {
 		case opAppend:
@@ -176,9 +215,11 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 				return err
 			}
 		case opRecv:
-			if err := recv.Put([]byte(o.peer), o.rr.encode()); err != nil {
-				return err
+			// Only the last of a sender's ids in this commit matters.
+			if last == nil {
+				last = map[string]recvRec{}
 			}
+			last[o.peer] = o.rr
 			if err := addLine(o); err != nil {
 				return err
 			}
@@ -202,6 +243,11 @@ func (s *Store) apply(tx *bolt.Tx, q []op, fold *foldState, ceilFrom, ceilTo uin
 					return err
 				}
 			}
+		}
+	}
+	for peer, rr := range last {
+		if err := recv.Put([]byte(peer), rr.encode()); err != nil {
+			return err
 		}
 	}
 	return fold.flush(fb)
@@ -233,32 +279,50 @@ func markDropped(hist *bolt.Bucket, peer string, v []byte) error {
 	return hist.Put(key(r.seq), h.encode())
 }
 
-// Search index blocks: up to foldLines consecutive lines, closed once
-// foldBytes of text are in. A block is: the number of lines n (u16), n tags
-// (the first tagLen bytes of the line's conversation, its Peer, or zeros),
-// then the lowercased texts, each followed by NUL. The tags let History of
-// one peer read the blocks instead of a second index, whose pages every
-// commit would have to write too.
+// Search index blocks: up to foldLines consecutive lines, closed before
+// the stored block would pass foldBytes. A block is: the number of lines n
+// (u16), n tags (the first tagLen bytes of the line's conversation, its
+// Peer, or zeros), then the lowercased texts, each followed by NUL. The
+// tags let History of one peer read the blocks instead of a second index,
+// whose pages every commit would have to write too.
+//
+// A block larger than a page takes pages of its own, whole: foldBytes
+// fills two of 4 KiB, with the headers bbolt puts before it. (Blocks were
+// closed at 4 KiB of text once, which left most of a second page empty:
+// a search maps in every page of the index, and mapping pages is most of
+// its cost.)
 const (
 	foldLines = 128
-	foldBytes = 4 << 10
+	foldBytes = 2<<12 - 64
 	tagLen    = 8
 )
 
 // foldState is the block being filled, and blocks changed in the current
-// transaction (encoded).
+// transaction. A block is encoded once per transaction, when it is closed
+// or flushed, not once per line added.
 type foldState struct {
 	first uint64 // sequence of the block's first line
 	n     int
 	tags  []byte
 	texts []byte
-	dirty map[uint64][]byte
+	// changed is set when the block being filled has lines added in the
+	// current transaction; closed holds the encodings of the blocks
+	// closed in it.
+	changed bool
+	closed  map[uint64][]byte
 }
 
 func (f foldState) clone() foldState {
 	f.tags, f.texts = bytes.Clone(f.tags), bytes.Clone(f.texts)
-	f.dirty = nil
+	f.changed, f.closed = false, nil
 	return f
+}
+
+// encode is the block being filled, as stored (without its CRC).
+func (f *foldState) encode() []byte {
+	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
+	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
+	return append(append(v, f.tags...), f.texts...)
 }
 
 // foldBlock is a decoded block.
@@ -310,31 +374,40 @@ func (f *foldState) add(seq uint64, peer, folded string) error {
 	if f.n > 0 && seq != f.first+uint64(f.n) {
 		return fmt.Errorf("%w: search index: line %d after %d", ErrCorrupt, seq, f.first+uint64(f.n)-1)
 	}
-	if f.n == 0 || f.n >= foldLines || len(f.texts) >= foldBytes {
-		f.first, f.n, f.tags, f.texts = seq, 0, nil, nil
+	// The block stored with this line: count, tags, texts, CRC.
+	size := 2 + (f.n+1)*tagLen + len(f.texts) + len(folded) + 1 + 4
+	if f.n == 0 || f.n >= foldLines || size > foldBytes {
+		if f.changed {
+			if f.closed == nil {
+				f.closed = map[uint64][]byte{}
+			}
+			f.closed[f.first] = f.encode()
+		}
+		f.first, f.n, f.tags, f.texts = seq, 0, make([]byte, 0, foldLines*tagLen), make([]byte, 0, foldBytes)
 	}
-	f.tags = append(f.tags, tagOf(peer)...)
+	var tag [tagLen]byte
+	copy(tag[:], peer)
+	f.tags = append(f.tags, tag[:]...)
 	f.texts = append(f.texts, folded...)
 	f.texts = append(f.texts, 0)
 	f.n++
-	if f.dirty == nil {
-		f.dirty = map[uint64][]byte{}
-	}
-	v := make([]byte, 0, 2+len(f.tags)+len(f.texts)+4)
-	v = binary.BigEndian.AppendUint16(v, uint16(f.n))
-	v = append(append(v, f.tags...), f.texts...)
-	f.dirty[f.first] = v
+	f.changed = true
 	return nil
 }
 
 func (f *foldState) flush(b *bolt.Bucket) error {
 	b.FillPercent = 1
-	for k, v := range f.dirty {
+	for k, v := range f.closed {
 		if err := b.Put(key(k), seal(v)); err != nil {
 			return err
 		}
 	}
-	f.dirty = nil
+	if f.changed && f.n > 0 {
+		if err := b.Put(key(f.first), seal(f.encode())); err != nil {
+			return err
+		}
+	}
+	f.changed, f.closed = false, nil
 	return nil
 }
 

@@ -19,9 +19,10 @@
 //   - The epoch is a random number made with the file. A store moved aside
 //     and made anew has a new epoch, and its ids may start again: message
 //     identity is (sender id, epoch, message id).
-//   - Acked and Drop are cheap in memory; their removals reach the disk with
-//     the next commit. A lost ack only causes a resend, which the receiver
-//     drops.
+//   - Acked is cheap: memory changes at once, and the removal reaches the
+//     disk with the next commit, which it does not ask for (it waits at
+//     most 200 ms for one). A lost ack only causes a resend, which the
+//     receiver drops. Drop waits for its commit.
 //   - Bounds (per peer and in all, in messages and bytes of text) are checked
 //     before anything is written; a refusal names the peer and the bound.
 //   - A corrupt or unreadable file is moved aside (PATH.corrupt-TIMESTAMP) at
@@ -36,6 +37,8 @@
 // (message id → waiting message), recv (sender → epoch and last id),
 // hist (sequence → line), fold (sequence of a block's first line → the
 // conversation tags and lowercased texts of up to 128 consecutive lines:
-// what Search and History of one peer scan). Every value ends with a
+// what Search and History of one peer scan). A waiting message and a line
+// end with their text, then its chat flags (/me) when not zero: records
+// written before flags were kept read as flags 0. Every value ends with a
 // CRC-32C of itself, since bbolt checks only its meta pages.
 package store

@@ -20,6 +20,7 @@ type In struct {
 	ID     uint64 // sender's message id, from 1
 	Direct bool
 	Text   string
+	Flags  uint8     // the chat flags (transport.ChatAction, /me)
 	Sent   time.Time // the sender's time
 }
 
@@ -52,7 +53,7 @@ func (s *Store) Receive(m In) (fresh bool, c *Commit, err error) {
 	if !s.o.NoHistory {
 		s.mem.histSeq++
 		h := histRec{in: true, direct: m.Direct, peer: m.From, name: m.Name, epoch: m.Epoch, msgID: m.ID,
-			sent: m.Sent.UnixNano(), at: s.o.Now().UnixNano(), text: m.Text}
+			sent: m.Sent.UnixNano(), at: s.o.Now().UnixNano(), text: m.Text, chat: m.Flags}
 		o.seq, o.hist, o.folded, o.bypeer = s.mem.histSeq, h.encode(), fold(m.Text), m.From
 	}
 	return true, s.enqueueLocked(o), nil
@@ -107,6 +108,9 @@ type Line struct {
 	Peer, PeerName string
 	Direct         bool
 	Text           string
+	// Flags are the chat flags (transport.ChatAction, /me); 0 for lines
+	// stored before they were kept.
+	Flags uint8
 	// Sent is the sender's time; At is when it arrived (received) or was
 	// queued (sent).
 	Sent, At time.Time
@@ -281,7 +285,7 @@ func (s *Store) line(tx *bolt.Tx, hist *bolt.Bucket, k []byte, acked map[string]
 		return Line{}, fmt.Errorf("%w: history line %x: %w", ErrCorrupt, k, err)
 	}
 	l := Line{Seq: binary.BigEndian.Uint64(k), In: h.in, Peer: h.peer, PeerName: h.name, Direct: h.direct,
-		Text: h.text, Sent: time.Unix(0, h.sent), At: time.Unix(0, h.at), MsgID: h.msgID, Epoch: h.epoch}
+		Text: h.text, Flags: h.chat, Sent: time.Unix(0, h.sent), At: time.Unix(0, h.at), MsgID: h.msgID, Epoch: h.epoch}
 	if !h.in {
 		outs := tx.Bucket(bOut)
 		for _, r := range h.to {

@@ -22,6 +22,9 @@ type Out struct {
 	To     []Recipient
 	Direct bool // to one peer only (To has one entry)
 	Text   string
+	// Flags are the chat flags (transport.ChatAction, /me), kept with the
+	// message and its history line.
+	Flags uint8
 	// Sent is the sender's time (set by Append when zero); Queued is set
 	// by Append.
 	Sent, Queued time.Time
@@ -83,7 +86,7 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 	o := op{kind: opAppend, id: m.ID, peers: to}
 	if !s.o.NoHistory {
 		s.mem.histSeq++
-		h := histRec{direct: m.Direct, msgID: m.ID, epoch: s.epoch, sent: m.Sent.UnixNano(), at: now.UnixNano(), text: m.Text}
+		h := histRec{direct: m.Direct, msgID: m.ID, epoch: s.epoch, sent: m.Sent.UnixNano(), at: now.UnixNano(), text: m.Text, chat: m.Flags}
 		for _, r := range m.To {
 			for _, id := range to {
 				if id == r.ID {
@@ -97,7 +100,7 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 		}
 		o.seq, o.hist, o.folded = s.mem.histSeq, h.encode(), fold(m.Text)
 	}
-	o.rec = outRec{direct: m.Direct, sent: m.Sent.UnixNano(), queued: now.UnixNano(), seq: o.seq, text: m.Text}.encode()
+	o.rec = outRec{direct: m.Direct, sent: m.Sent.UnixNano(), queued: now.UnixNano(), seq: o.seq, text: m.Text, flags: m.Flags}.encode()
 	for _, id := range to {
 		ps := s.mem.peers[id]
 		ps.Messages++
@@ -158,7 +161,10 @@ func checkOut(m *Out) error {
 	if m.Direct && len(m.To) != 1 {
 		return errors.New("a direct message has one recipient")
 	}
-	seen := make(map[string]bool, len(m.To))
+	var seen map[string]bool // a message to one peer needs none
+	if len(m.To) > 1 {
+		seen = make(map[string]bool, len(m.To))
+	}
 	for _, r := range m.To {
 		if err := checkID(r.ID); err != nil {
 			return err
@@ -169,7 +175,9 @@ func checkOut(m *Out) error {
 		if seen[r.ID] {
 			return fmt.Errorf("recipient %.8s named twice", r.ID)
 		}
-		seen[r.ID] = true
+		if seen != nil {
+			seen[r.ID] = true
+		}
 	}
 	return checkText(m.Text)
 }
@@ -179,6 +187,7 @@ type Waiting struct {
 	ID           uint64
 	Direct       bool
 	Text         string
+	Flags        uint8 // as in Out
 	Sent, Queued time.Time
 }
 
@@ -201,7 +210,7 @@ func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) 
 			if err != nil || len(k) != 8 {
 				return fmt.Errorf("%w: outbox of %.8s: %w", ErrCorrupt, peer, errors.Join(err, errShort))
 			}
-			w = append(w, Waiting{ID: binary.BigEndian.Uint64(k), Direct: r.direct, Text: r.text,
+			w = append(w, Waiting{ID: binary.BigEndian.Uint64(k), Direct: r.direct, Text: r.text, Flags: r.flags,
 				Sent: time.Unix(0, r.sent), Queued: time.Unix(0, r.queued)})
 		}
 		return nil
@@ -210,8 +219,9 @@ func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) 
 }
 
 // Acked removes from peer's outbox the messages with ids up to upto, and
-// reports how many. The removal reaches the disk with the next commit; it
-// is not waited for (a lost ack only causes a resend).
+// reports how many. The removal reaches the disk with the next commit, at
+// most lazyDelay later; it is not waited for (a lost ack only causes a
+// resend).
 func (s *Store) Acked(peer string, upto uint64) (removed int) {
 	s.mu.Lock()
 	lo := s.mem.peers[peer].ackedUpto
@@ -268,7 +278,7 @@ func (s *Store) Acked(peer string, upto uint64) (removed int) {
 		return 0
 	}
 	s.mem.peers[peer] = ps
-	s.enqueueLocked(op{kind: opAck, peer: peer, lo: from, hi: ps.ackedUpto})
+	s.enqueueLazyLocked(op{kind: opAck, peer: peer, lo: from, hi: ps.ackedUpto})
 	return removed
 }
 

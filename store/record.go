@@ -138,6 +138,27 @@ type outRec struct {
 	queued int64
 	seq    uint64 // its history line, 0 without history
 	text   string
+	flags  uint8 // the chat flags (transport.ChatAction)
+}
+
+// Chat flags (transport.ChatAction, /me) follow the text of a record, when
+// not zero: records written before they were kept end with the text, and
+// read as flags 0; a byte after the text is what older versions skip.
+
+// appendFlags appends flags after a record's text, when not zero.
+func appendFlags(b []byte, flags uint8) []byte {
+	if flags == 0 {
+		return b
+	}
+	return append(b, flags)
+}
+
+// flags reads the chat flags after a record's text: 0 when there are none.
+func (r *reader) flags() uint8 {
+	if r.err != nil || len(r.b) == 0 {
+		return 0
+	}
+	return r.u8()
 }
 
 const recVersion = 1
@@ -149,6 +170,7 @@ func (o outRec) encode() []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(o.queued))
 	b = binary.BigEndian.AppendUint64(b, o.seq)
 	b = appendStr(b, o.text)
+	b = appendFlags(b, o.flags)
 	return seal(b)
 }
 
@@ -164,6 +186,7 @@ func decodeOut(v []byte) (outRec, error) {
 	o.sent, o.queued = int64(r.u64()), int64(r.u64())
 	o.seq = r.u64()
 	o.text = r.str(MaxText)
+	o.flags = r.flags()
 	if r.err != nil {
 		return outRec{}, r.err
 	}
@@ -229,6 +252,7 @@ type histRec struct {
 	at     int64
 	to     []recipientRec // out only
 	text   string
+	chat   uint8 // the chat flags (transport.ChatAction)
 }
 
 type recipientRec struct {
@@ -253,6 +277,7 @@ func (h histRec) encode() []byte {
 		b = append(b, t.state)
 	}
 	b = appendStr(b, h.text)
+	b = appendFlags(b, h.chat)
 	return seal(b)
 }
 
@@ -282,6 +307,7 @@ func decodeHist(v []byte) (histRec, error) {
 		h.to = append(h.to, t)
 	}
 	h.text = r.str(MaxText)
+	h.chat = r.flags()
 	if r.err != nil {
 		return histRec{}, r.err
 	}

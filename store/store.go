@@ -175,6 +175,7 @@ type Store struct {
 	mu     sync.Mutex // protects following
 	closed bool
 	queue  []op
+	spare  []op    // the queue's other buffer
 	cur    *Commit // the commit the queued operations will be part of
 	mem    state   // with the queue applied
 	dur    state   // as on disk
@@ -184,6 +185,8 @@ type Store struct {
 	// firstID is the first id of this run: ids below it were given by
 	// earlier ones.
 	firstID uint64
+	// lazy wakes the committer for operations queued without waking it.
+	lazy *time.Timer
 }
 
 // Commit is one group commit, shared by every operation queued while the
@@ -541,6 +544,12 @@ func (s *Store) Close() error {
 	case <-t.C:
 		return fmt.Errorf("store %s: pending commits not finished after %v", s.path, s.o.CloseWait)
 	}
+	s.mu.Lock()
+	if s.lazy != nil {
+		s.lazy.Stop()
+		s.lazy = nil
+	}
+	s.mu.Unlock()
 	err := guard(s.db.Close)
 	s.lock.Close()
 	if err != nil {

@@ -1,0 +1,64 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"lanchat/bench/baseline"
+)
+
+// The durable rows run, at a small scale: a few hundred messages between
+// nodes with stores, a history of a few thousand lines.
+func TestDurableFiguresRun(t *testing.T) {
+	r := &report{}
+	o := options{duration: 20 * time.Millisecond, samples: 40, size: 64}
+	if err := durableFigures(r, o, 3000, false, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"fdatasync", "one store commit", "durable chat one-way latency p50", "durable chat one-way latency p99",
+		"durable chat throughput", "written through the store", "open + first /history", "a rare word", "a common word"}
+	for _, w := range want {
+		found := false
+		for _, x := range r.rows {
+			if strings.Contains(x.Measure, w) {
+				found = true
+				if x.Value <= 0 {
+					t.Errorf("row %q: value %v", x.Measure, x.Value)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no row for %q", w)
+		}
+	}
+	if t.Failed() {
+		for _, x := range r.rows {
+			t.Logf("%s: %.4g %s", x.Measure, x.Value, x.Unit)
+		}
+	}
+}
+
+func TestSkipDurableFlag(t *testing.T) {
+	o, err := parse([]string{"--skip-durable"}, nil)
+	if err != nil || !o.skipDurable {
+		t.Fatalf("parse(--skip-durable) = %+v, %v", o, err)
+	}
+}
+
+// BenchmarkDurableChat: one op is one 64-byte chat message from a node
+// with a store to another, stored on both sides (for profiling the durable
+// send and receive paths: -cpuprofile). The stores go in $TMPDIR: on a
+// disk, not tmpfs.
+func BenchmarkDurableChat(b *testing.B) {
+	dp, err := newDurablePair(baseline.Loopback)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dp.close()
+	b.ReportAllocs()
+	b.ResetTimer()
+	if _, err := sendAll(dp.ns[1], dp.ns[0], b.N, 64); err != nil {
+		b.Fatal(err)
+	}
+}
