@@ -33,9 +33,11 @@ func ts(ev map[string]any) time.Time {
 	return t
 }
 
-// local runs a node on this host, without mDNS (loopback has none).
+// local runs a node on this host, without mDNS or the broadcast beacon:
+// its peers are on loopback, and nothing may go out on the host's own
+// networks.
 func local(exe string, args ...string) *exec.Cmd {
-	return exec.Command(exe, append([]string{"--no-mdns"}, args...)...)
+	return exec.Command(exe, append([]string{"--no-mdns", "--no-broadcast"}, args...)...)
 }
 
 func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, args ...string) (*proc, error) {

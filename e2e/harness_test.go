@@ -385,6 +385,16 @@ func hostEnv(dir string) []string {
 	)
 }
 
+// onHost returns the arguments of a node on host h: on this machine itself
+// (no namespaces: not root), with the broadcast beacon off, so that
+// nothing goes out on its real networks.
+func onHost(h *Host, args []string) []string {
+	if h != nil {
+		return args
+	}
+	return append([]string{"--no-broadcast"}, args...)
+}
+
 // Do runs f with the calling thread in h's network namespace, so that the
 // sockets f opens live there (they stay there when used afterwards from any
 // goroutine). A nil host runs f as is.
@@ -585,7 +595,7 @@ func startNodeEnv(t testing.TB, host *Host, extraEnv []string, args ...string) *
 		done:       make(chan struct{}),
 	}
 	n.Label = labelFor(host, args)
-	n.cmd = host.Command(append(hostEnv(dir), extraEnv...), bin, append([]string{"--json"}, args...)...)
+	n.cmd = host.Command(append(hostEnv(dir), extraEnv...), bin, append([]string{"--json"}, onHost(host, args)...)...)
 
 	inR, inW, err := os.Pipe()
 	if err != nil {

@@ -335,7 +335,7 @@ func startRaw(t *testing.T, h *Host, dir string, asJSON bool, args ...string) *r
 	if asJSON {
 		args = append([]string{"--json"}, args...)
 	}
-	cmd := h.Command(hostEnv(dir), lanchatBin(t), args...)
+	cmd := h.Command(hostEnv(dir), lanchatBin(t), onHost(h, args)...)
 	inR, inW, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)

@@ -94,6 +94,7 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	wasAway = p.away
 	p.away = false
 	p.link = l
+	n.peersGen.Add(1)
 	if p.recvEpoch != l.epoch {
 		p.recvEpoch, p.lastRecv = l.epoch, 0
 	}
