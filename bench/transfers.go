@@ -59,7 +59,7 @@ const (
 
 func defaultTransferPlan(size int64) transferPlan {
 	return transferPlan{size: size, files: 10000, fileSize: 4096, turns: 3,
-		chatEvery: 10 * time.Millisecond, cuts: []time.Duration{shortCut, longCut}}
+		chatEvery: 20 * time.Millisecond, cuts: []time.Duration{shortCut, longCut}}
 }
 
 // transferBin is the lanchat binary the node processes run; "" means
@@ -78,10 +78,21 @@ type xproc struct {
 	// arrived maps the text of each chat line received to when its event
 	// was written.
 	arrived map[string]time.Time
+	// echoes are the round trips of the /echo series it ran.
+	echoes []echoed
+
+	echoed chan struct{} // cap 1: an /echo series ended
+}
+
+// echoed is one echo's round trip and when its event came.
+type echoed struct {
+	at  time.Time
+	rtt time.Duration
 }
 
 func newXproc(p *proc, name string) *xproc {
-	return &xproc{proc: p, name: name, xfers: make(chan map[string]any, 1<<12), arrived: map[string]time.Time{}}
+	return &xproc{proc: p, name: name, xfers: make(chan map[string]any, 1<<12), arrived: map[string]time.Time{},
+		echoed: make(chan struct{}, 1)}
 }
 
 // route reads the process's events until its output ends.
@@ -99,6 +110,17 @@ func (x *xproc) route() {
 			x.amu.Lock()
 			x.arrived[text] = ts(ev)
 			x.amu.Unlock()
+		case kind == "echo":
+			if rtt, ok := ev["rtt_ms"].(float64); ok && ev["ok"] == true {
+				x.amu.Lock()
+				x.echoes = append(x.echoes, echoed{ts(ev), time.Duration(rtt * 1e6)})
+				x.amu.Unlock()
+			}
+		case kind == "echo_summary":
+			select {
+			case x.echoed <- struct{}{}:
+			default:
+			}
 		case strings.HasPrefix(kind, "transfer_"):
 			select {
 			case x.xfers <- ev:
@@ -167,15 +189,15 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		return err
 	}
 
-	snd, rcv, stop, err := startTransferPair(l, dir, dl)
+	snd, rcv, stop, err := startTransferPair(l, 0, 1, dir, dl)
 	if err != nil {
 		return err
 	}
 	defer stop()
 
 	var raw, tl, tlh, xfer time.Duration
-	var idleLat, busyLat []time.Duration
-	idleRSS, busyRSS := make([]int64, 2), make([]int64, 2)
+	var idleLat, busyLat, idleEcho, busyEcho []time.Duration
+	var idleRSS, busyRSS [2]int64
 	for turn := range p.turns {
 		progress(fmt.Sprintf("transfers: %s, turn %d of %d: raw TCP, TLS, TLS + BLAKE3, lanchat", sizeName(p.size), turn+1, p.turns))
 		before, err := linkRx(l.hosts[0])
@@ -211,24 +233,17 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		if turn > 0 {
 			idleFor = min(max(xfer/time.Duration(turn), time.Second), 10*time.Second)
 		}
-		var lat []time.Duration
-		var peaks []int64
-		err = watching(snd, rcv, p.chatEvery, fmt.Sprintf("idle%d", turn), &lat, &peaks, func() error {
+		idle, err := watching(snd, rcv, p.chatEvery, fmt.Sprintf("idle%d", turn), func() error {
 			time.Sleep(idleFor)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
-		idleLat = append(idleLat, lat...)
-		for i := range peaks {
-			idleRSS[i] = max(idleRSS[i], peaks[i])
-		}
 		if err := clearDir(dl); err != nil {
 			return err
 		}
-		lat, peaks = nil, nil
-		err = watching(snd, rcv, p.chatEvery, fmt.Sprintf("busy%d", turn), &lat, &peaks, func() error {
+		busy, err := watching(snd, rcv, p.chatEvery, fmt.Sprintf("busy%d", turn), func() error {
 			took, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, true)
 			xfer += took
 			return err
@@ -236,9 +251,11 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		if err != nil {
 			return err
 		}
-		busyLat = append(busyLat, lat...)
-		for i := range peaks {
-			busyRSS[i] = max(busyRSS[i], peaks[i])
+		idleLat, busyLat = append(idleLat, idle.chat...), append(busyLat, busy.chat...)
+		idleEcho, busyEcho = append(idleEcho, idle.echo...), append(busyEcho, busy.echo...)
+		for i := range 2 {
+			idleRSS[i] = max(idleRSS[i], idle.peaks[i])
+			busyRSS[i] = max(busyRSS[i], busy.peaks[i])
 		}
 	}
 	mbs := func(d time.Duration) float64 { return float64(p.size) * float64(p.turns) / 1e6 / d.Seconds() }
@@ -250,6 +267,9 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 	il, bl := summarize(idleLat), summarize(busyLat)
 	r.add("chat one-way latency p50 to the receiver during it (netns)", ms(bl.p50), "ms", ms(il.p50), "baseline: nodes idle", nil)
 	r.add("chat one-way latency p99 to the receiver during it (netns)", ms(bl.p99), "ms", ms(il.p99), "≤ 5 ms", yes(bl.p99 <= 5*time.Millisecond))
+	ie, be := summarize(idleEcho), summarize(busyEcho)
+	r.add("/echo -tcp round trip p50 to the receiver during it (netns)", ms(be.p50), "ms", ms(ie.p50), "baseline: nodes idle", nil)
+	r.add("/echo -tcp round trip p99 to the receiver during it (netns)", ms(be.p99), "ms", ms(ie.p99), "", nil)
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
 	r.add("resident memory of the sender during it, peak (netns)", mib(busyRSS[0]), "MiB", mib(idleRSS[0]), "baseline: idle", nil)
 	r.add("resident memory of the receiver during it, peak (netns)", mib(busyRSS[1]), "MiB", mib(idleRSS[1]), "baseline: idle", nil)
@@ -257,17 +277,21 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 	var tarT, folderT time.Duration
 	for turn := range p.turns {
 		progress(fmt.Sprintf("transfers: folder of %d files, turn %d of %d: tar | raw TCP | untar, lanchat", p.files, turn+1, p.turns))
-		if err := clearDir(untarDir); err != nil {
+		// Nothing is removed between turns: on ext4 without a journal,
+		// as here, creating files right after removing thousands scans
+		// past every inode freed in the last minutes, and each turn
+		// would be slower than the one before. The receiver puts each
+		// copy beside the last ("folder (1)"), tar into a folder of its
+		// own.
+		into := filepath.Join(untarDir, strconv.Itoa(turn))
+		if err := os.Mkdir(into, 0o700); err != nil {
 			return err
 		}
-		d, err := baseline.TarTCP(h, folder, untarDir)
+		d, err := baseline.TarTCP(h, folder, into)
 		if err != nil {
 			return err
 		}
 		tarT += d
-		if err := clearDir(dl); err != nil {
-			return err
-		}
 		if d, err = sendChecked(snd, rcv, folder, folderSums, false); err != nil {
 			return err
 		}
@@ -283,7 +307,7 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		if err := clearDir(dl); err != nil {
 			return err
 		}
-		resent, broke, err := sendWithCut(l, snd, rcv, big, bigSum, p.size, cut)
+		resent, broke, resumed, err := sendWithCut(l, snd, rcv, big, bigSum, p.size, cut)
 		if err != nil {
 			return err
 		}
@@ -293,16 +317,19 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 			continue
 		}
 		r.add(measure, mib(resent), "MiB", 0, "", nil)
+		if resumed > 0 {
+			r.add(fmt.Sprintf("resumed after the %v cut was healed (netns)", cut), resumed.Seconds(), "s", 0, "", nil)
+		}
 	}
 	return nil
 }
 
-// startTransferPair starts the sender on host 1 and the receiver on
-// host 0, which accepts offers from the sender by itself (it is trusted
-// in the receiver's known_peers, written before it starts) into dl, and
-// waits until they are connected. stop quits both and waits for their
-// event routers.
-func startTransferPair(l *lan, dir, dl string) (snd, rcv *xproc, stop func(), err error) {
+// startTransferPair starts the receiver on host r and the sender on
+// host s of l; the receiver accepts offers from the sender by itself
+// (it is trusted in the receiver's known_peers, written before it
+// starts) into dl. It waits until they are connected. stop quits both and
+// waits for their event routers.
+func startTransferPair(l *lan, r, s int, dir, dl string) (snd, rcv *xproc, stop func(), err error) {
 	on := func(i int) func(exe string, args ...string) *exec.Cmd {
 		return func(exe string, args ...string) *exec.Cmd {
 			if transferBin != "" {
@@ -312,7 +339,7 @@ func startTransferPair(l *lan, dir, dl string) (snd, rcv *xproc, stop func(), er
 		}
 	}
 	quiet := []string{"--no-mdns", "--no-broadcast"}
-	sp, err := startProc(dir, "xs", on(1), quiet...)
+	sp, err := startProc(dir, "xs", on(s), quiet...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("transfers: sender: %w", err)
 	}
@@ -329,8 +356,8 @@ func startTransferPair(l *lan, dir, dl string) (snd, rcv *xproc, stop func(), er
 		sp.quit()
 		return nil, nil, nil, fmt.Errorf("transfers: trust the sender: %w", err)
 	}
-	rp, err := startProc(dir, "xr", on(0), append(quiet, "--accept-from", "trusted", "--download-dir", dl,
-		"--peer", fmt.Sprintf("%s@%s.2:%d", sp.id, l.subnet, sp.port))...)
+	rp, err := startProc(dir, "xr", on(r), append(quiet, "--accept-from", "trusted", "--download-dir", dl,
+		"--peer", fmt.Sprintf("%s@%s.%d:%d", sp.id, l.subnet, s+1, sp.port))...)
 	if err != nil {
 		sp.quit()
 		return nil, nil, nil, fmt.Errorf("transfers: receiver: %w", err)
@@ -359,18 +386,39 @@ func startTransferPair(l *lan, dir, dl string) (snd, rcv *xproc, stop func(), er
 	}, nil
 }
 
+// probe is what watching measured.
+type probe struct {
+	// chat: each line's one-way latency, from its write to the
+	// sender's stdin to the receiver's chat event.
+	chat []time.Duration
+	// echo: the round trips /echo -tcp reported, over the same
+	// connection: the network and both nodes, without the console or the
+	// store on the way.
+	echo []time.Duration
+	// peaks: the highest resident memory of the sender and the receiver.
+	peaks [2]int64
+}
+
+// echoArgs make one /echo command of watching: its count and interval
+// (a series lasts half a second).
+const echoArgs = "-n 25 -i 20ms"
+
 // watching runs f while the sender writes a chat line every chatEvery
-// (tagged with tag) and both processes' resident memory is read every
-// 100 ms. It appends to lat the one-way latency of every line, from its
-// write to the sender's stdin to the receiver's chat event, and sets
-// peaks to the highest memory of the sender and the receiver.
-func watching(snd, rcv *xproc, every time.Duration, tag string, lat *[]time.Duration, peaks *[]int64, f func() error) error {
+// (tagged with tag) and runs /echo -tcp series to the receiver back to
+// back, and both processes' resident memory is read every 100 ms.
+func watching(snd, rcv *xproc, every time.Duration, tag string, f func() error) (probe, error) {
+	var pr probe
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	var mu sync.Mutex // protects sent and sayErr
+	var mu sync.Mutex // protects sent and errs
 	var sent []time.Time
-	var sayErr error
-	wg.Add(1)
+	var errs []error
+	fail := func(err error) {
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	wg.Add(3)
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(every)
@@ -386,16 +434,36 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, lat *[]time.Dura
 			sent = append(sent, at)
 			mu.Unlock()
 			if err := snd.say(fmt.Sprintf("%s %d", tag, i)); err != nil {
-				mu.Lock()
-				sayErr = err
-				mu.Unlock()
+				fail(err)
 				return
 			}
 		}
 	}()
-	high := make([]int64, 2)
-	var rssErr error
-	wg.Add(1)
+	snd.amu.Lock()
+	echoFrom := len(snd.echoes)
+	snd.amu.Unlock()
+	go func() {
+		defer wg.Done()
+		// Each series ends with its summary, which the next waits for,
+		// so that no series runs past the measurement.
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := snd.say("/echo -tcp " + echoArgs + " " + rcv.id); err != nil {
+				fail(err)
+				return
+			}
+			select {
+			case <-snd.echoed:
+			case <-time.After(10 * time.Second):
+				fail(errors.New("an /echo series did not end within 10 s"))
+				return
+			}
+		}
+	}()
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(100 * time.Millisecond)
@@ -404,10 +472,10 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, lat *[]time.Dura
 			for i, x := range []*xproc{snd, rcv} {
 				v, err := x.rss()
 				if err != nil {
-					rssErr = err
+					fail(err)
 					return
 				}
-				high[i] = max(high[i], v)
+				pr.peaks[i] = max(pr.peaks[i], v)
 			}
 			select {
 			case <-stop:
@@ -416,13 +484,22 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, lat *[]time.Dura
 			}
 		}
 	}()
+	began := time.Now()
 	err := f()
+	ended := time.Now()
 	close(stop)
 	wg.Wait()
-	if err := errors.Join(err, sayErr, rssErr); err != nil {
-		return err
+	if err := errors.Join(append(errs, err)...); err != nil {
+		return pr, err
 	}
-	*peaks = high
+	// The last series ends after f: only echoes back while f ran count.
+	snd.amu.Lock()
+	for _, e := range snd.echoes[echoFrom:] {
+		if !e.at.Before(began) && !e.at.After(ended) {
+			pr.echo = append(pr.echo, e.rtt)
+		}
+	}
+	snd.amu.Unlock()
 	// Every line is stored on both sides and delivered: wait for the
 	// last ones.
 	deadline := time.Now().Add(10 * time.Second)
@@ -431,24 +508,24 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, lat *[]time.Dura
 		text := fmt.Sprintf("%s %d", tag, i)
 		for {
 			if got, ok := rcv.arrival(text); ok {
-				*lat = append(*lat, got.Sub(at))
+				pr.chat = append(pr.chat, got.Sub(at))
 				if st, ok := snd.arrival("\x00sent " + text); ok {
 					stored, carried = append(stored, st.Sub(at)), append(carried, got.Sub(st))
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("chat line %q not received within 10 s", text)
+				return pr, fmt.Errorf("chat line %q not received within 10 s", text)
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
 	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
-		a, b, c := summarize(*lat), summarize(stored), summarize(carried)
-		fmt.Fprintf(os.Stderr, "chat %s: %d lines, one way p50 %v p99 %v max %v; of which to the sender's sent event p50 %v p99 %v max %v, from there to the receiver's chat event p50 %v p99 %v max %v\n",
-			tag, len(sent), a.p50, a.p99, a.max, b.p50, b.p99, b.max, c.p50, c.p99, c.max)
+		a, b, c, e := summarize(pr.chat), summarize(stored), summarize(carried), summarize(pr.echo)
+		fmt.Fprintf(os.Stderr, "chat %s: %d lines, one way p50 %v p99 %v max %v; of which to the sender's sent event p50 %v p99 %v max %v, from there to the receiver's chat event p50 %v p99 %v max %v; /echo round trip p50 %v p99 %v max %v (%d)\n",
+			tag, len(sent), a.p50, a.p99, a.max, b.p50, b.p99, b.max, c.p50, c.p99, c.max, e.p50, e.p99, e.max, e.n)
 	}
-	return nil
+	return pr, nil
 }
 
 // transferTimeout bounds one transfer of the measurements.
@@ -469,6 +546,10 @@ func sendChecked(snd, rcv *xproc, path string, want map[string]string, onDisk bo
 		return 0, err
 	}
 	took := ts(sdone).Sub(start)
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+		fmt.Fprintf(os.Stderr, "transfer of %s: %v from /send to done, of which %.3f s from the sender's accept to done\n",
+			filepath.Base(path), took, sdone["seconds"])
+	}
 	rdone, err := waitTransfer(rcv)
 	if err != nil {
 		return 0, err
@@ -535,15 +616,16 @@ func checkHashes(ev map[string]any, want map[string]string, onDisk bool) error {
 // sendWithCut sends path and, once a quarter has been sent, drops every
 // packet in and out of the receiver's host for cut, then lets them
 // through again. It returns the file bytes the sender sent again
-// (transfer_done's resent; -1 when the transfer ended before the cut)
-// and what happened to the stream.
-func sendWithCut(l *lan, snd, rcv *xproc, path, sum string, size int64, cut time.Duration) (int64, string, error) {
+// (transfer_done's resent; -1 when the transfer ended before the cut),
+// what happened to the stream, and, when it broke, how long after the
+// heal the sender had the receiver's answer on a new stream.
+func sendWithCut(l *lan, snd, rcv *xproc, path, sum string, size int64, cut time.Duration) (int64, string, time.Duration, error) {
 	ns := l.hosts[0]
 	if _, err := exec.LookPath("nft"); err != nil {
-		return 0, "", errors.New("transfers: the cut needs nft")
+		return 0, "", 0, errors.New("transfers: the cut needs nft")
 	}
 	if err := snd.say("/send " + rcv.id + " " + path); err != nil {
-		return 0, "", err
+		return 0, "", 0, err
 	}
 	cutting := false
 	defer func() {
@@ -553,7 +635,7 @@ func sendWithCut(l *lan, snd, rcv *xproc, path, sum string, size int64, cut time
 	}()
 	broke := "the stream survived it"
 	var healAt <-chan time.Time // set at the cut: progress stops with it
-	var cutAt time.Time
+	var cutAt, healedAt, resumedAt time.Time
 	timeout := time.NewTimer(transferTimeout)
 	defer timeout.Stop()
 	var sdone map[string]any
@@ -561,19 +643,23 @@ func sendWithCut(l *lan, snd, rcv *xproc, path, sum string, size int64, cut time
 		select {
 		case ev, ok := <-snd.xfers:
 			if !ok {
-				return 0, "", errors.New("transfers: the sender exited")
+				return 0, "", 0, errors.New("transfers: the sender exited")
 			}
 			switch ev["event"] {
 			case "transfer_done":
 				sdone = ev
 			case "transfer_failed", "transfer_cancelled":
-				return 0, "", fmt.Errorf("transfers: on the sender: %s: %v", ev["event"], ev["reason"])
+				return 0, "", 0, fmt.Errorf("transfers: on the sender: %s: %v", ev["event"], ev["reason"])
 			case "transfer_interrupted":
 				broke = "the stream broke and the transfer resumed"
+			case "transfer_accepted":
+				if ev["resumed"] == true && !healedAt.IsZero() && resumedAt.IsZero() {
+					resumedAt = ts(ev)
+				}
 			case "transfer_progress":
 				if b, _ := ev["bytes"].(float64); cutAt.IsZero() && int64(b) >= size/4 {
 					if err := cutOff(ns); err != nil {
-						return 0, "", err
+						return 0, "", 0, err
 					}
 					cutting, cutAt = true, time.Now()
 					t := time.NewTimer(cut)
@@ -585,26 +671,31 @@ func sendWithCut(l *lan, snd, rcv *xproc, path, sum string, size int64, cut time
 			healAt = nil
 			cutting = false
 			if err := heal(ns); err != nil {
-				return 0, "", err
+				return 0, "", 0, err
 			}
+			healedAt = time.Now()
 		case <-timeout.C:
-			return 0, "", fmt.Errorf("transfers: no transfer_done on the sender within %v", transferTimeout)
+			return 0, "", 0, fmt.Errorf("transfers: no transfer_done on the sender within %v", transferTimeout)
 		}
 	}
 	rdone, err := waitTransfer(rcv)
 	if err != nil {
-		return 0, "", err
+		return 0, "", 0, err
 	}
 	for _, ev := range []map[string]any{sdone, rdone} {
 		if err := checkHashes(ev, map[string]string{filepath.Base(path): sum}, false); err != nil {
-			return 0, "", err
+			return 0, "", 0, err
 		}
 	}
 	if cutAt.IsZero() {
-		return -1, "", nil
+		return -1, "", 0, nil
 	}
 	resent, _ := sdone["resent"].(float64)
-	return int64(resent), broke, nil
+	var resumed time.Duration
+	if !healedAt.IsZero() && !resumedAt.IsZero() {
+		resumed = resumedAt.Sub(healedAt)
+	}
+	return int64(resent), broke, resumed, nil
 }
 
 // cutOff drops every packet in and out of host ns but its loopback's:

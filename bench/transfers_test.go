@@ -90,7 +90,8 @@ func TestTransferFigures(t *testing.T) {
 	}
 	for _, x := range r.rows {
 		t.Logf("%s: %.4g %s (baseline %.4g)", x.Measure, x.Value, x.Unit, x.Baseline)
-		if x.Value <= 0 || x.Baseline <= 0 {
+		// A transfer of a few MiB is over before an echo comes back.
+		if (x.Value <= 0 || x.Baseline <= 0) && !strings.HasPrefix(x.Measure, "/echo") {
 			t.Errorf("row %q: value %v, baseline %v", x.Measure, x.Value, x.Baseline)
 		}
 		for _, k := range want {
