@@ -227,12 +227,22 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		}
 		tlh += d
 
-		// Chat and memory with the nodes idle, for the same time a
-		// transfer took (2 s the first time), then during a transfer.
-		idleFor := 2 * time.Second
-		if turn > 0 {
-			idleFor = min(max(xfer/time.Duration(turn), time.Second), 10*time.Second)
+		// The transfer alone, timed, as the baselines run alone.
+		if err := clearDir(dl); err != nil {
+			return err
 		}
+		alone, err := watching(snd, rcv, 0, "", func() error {
+			took, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, true)
+			xfer += took
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		// Chat and /echo with the nodes idle, for as long as a transfer
+		// takes, then during another transfer, not timed: the probes cost
+		// both sides CPU and fsyncs that the baselines do not pay.
+		idleFor := min(max(xfer/time.Duration(turn+1), time.Second), 10*time.Second)
 		idle, err := watching(snd, rcv, p.chatEvery, fmt.Sprintf("idle%d", turn), func() error {
 			time.Sleep(idleFor)
 			return nil
@@ -244,8 +254,7 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 			return err
 		}
 		busy, err := watching(snd, rcv, p.chatEvery, fmt.Sprintf("busy%d", turn), func() error {
-			took, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, true)
-			xfer += took
+			_, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, false)
 			return err
 		})
 		if err != nil {
@@ -255,7 +264,7 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		idleEcho, busyEcho = append(idleEcho, idle.echo...), append(busyEcho, busy.echo...)
 		for i := range 2 {
 			idleRSS[i] = max(idleRSS[i], idle.peaks[i])
-			busyRSS[i] = max(busyRSS[i], busy.peaks[i])
+			busyRSS[i] = max(busyRSS[i], alone.peaks[i], busy.peaks[i])
 		}
 	}
 	mbs := func(d time.Duration) float64 { return float64(p.size) * float64(p.turns) / 1e6 / d.Seconds() }
@@ -403,9 +412,10 @@ type probe struct {
 // (a series lasts half a second).
 const echoArgs = "-n 25 -i 20ms"
 
-// watching runs f while the sender writes a chat line every chatEvery
-// (tagged with tag) and runs /echo -tcp series to the receiver back to
-// back, and both processes' resident memory is read every 100 ms.
+// watching runs f while both processes' resident memory is read every
+// 100 ms and, unless every is 0, the sender writes a chat line every
+// every (tagged with tag) and runs /echo -tcp series to the receiver
+// back to back.
 func watching(snd, rcv *xproc, every time.Duration, tag string, f func() error) (probe, error) {
 	var pr probe
 	stop := make(chan struct{})
@@ -418,52 +428,55 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, f func() error) 
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	wg.Add(3)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			at := time.Now()
-			mu.Lock()
-			sent = append(sent, at)
-			mu.Unlock()
-			if err := snd.say(fmt.Sprintf("%s %d", tag, i)); err != nil {
-				fail(err)
-				return
-			}
-		}
-	}()
 	snd.amu.Lock()
 	echoFrom := len(snd.echoes)
 	snd.amu.Unlock()
-	go func() {
-		defer wg.Done()
-		// Each series ends with its summary, which the next waits for,
-		// so that no series runs past the measurement.
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	if every > 0 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(every)
+			defer t.Stop()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				case <-t.C:
+				}
+				at := time.Now()
+				mu.Lock()
+				sent = append(sent, at)
+				mu.Unlock()
+				if err := snd.say(fmt.Sprintf("%s %d", tag, i)); err != nil {
+					fail(err)
+					return
+				}
 			}
-			if err := snd.say("/echo -tcp " + echoArgs + " " + rcv.id); err != nil {
-				fail(err)
-				return
+		}()
+		go func() {
+			defer wg.Done()
+			// Each series ends with its summary, which the next waits
+			// for, so that no series runs past the measurement.
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if err := snd.say("/echo -tcp " + echoArgs + " " + rcv.id); err != nil {
+					fail(err)
+					return
+				}
+				select {
+				case <-snd.echoed:
+				case <-time.After(10 * time.Second):
+					fail(errors.New("an /echo series did not end within 10 s"))
+					return
+				}
 			}
-			select {
-			case <-snd.echoed:
-			case <-time.After(10 * time.Second):
-				fail(errors.New("an /echo series did not end within 10 s"))
-				return
-			}
-		}
-	}()
+		}()
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		t := time.NewTicker(100 * time.Millisecond)
@@ -520,7 +533,7 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, f func() error) 
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" && every > 0 {
 		a, b, c, e := summarize(pr.chat), summarize(stored), summarize(carried), summarize(pr.echo)
 		fmt.Fprintf(os.Stderr, "chat %s: %d lines, one way p50 %v p99 %v max %v; of which to the sender's sent event p50 %v p99 %v max %v, from there to the receiver's chat event p50 %v p99 %v max %v; /echo round trip p50 %v p99 %v max %v (%d)\n",
 			tag, len(sent), a.p50, a.p99, a.max, b.p50, b.p99, b.max, c.p50, c.p99, c.max, e.p50, e.p99, e.max, e.n)
