@@ -196,8 +196,19 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 	defer stop()
 
 	var raw, tl, tlh, xfer time.Duration
-	var idleLat, busyLat, idleEcho, busyEcho []time.Duration
-	var idleRSS, busyRSS [2]int64
+	// Memory while idle is read before any transfer: a process keeps
+	// some of what a transfer made it take (the runtime gives memory
+	// back slowly).
+	pre, err := watching(snd, rcv, p.chatEvery, "idle", func() error {
+		time.Sleep(2 * time.Second)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	idleLat, idleEcho, idleRSS := pre.chat, pre.echo, pre.peaks
+	var busyLat, busyEcho []time.Duration
+	var busyRSS [2]int64
 	for turn := range p.turns {
 		progress(fmt.Sprintf("transfers: %s, turn %d of %d: raw TCP, TLS, TLS + BLAKE3, lanchat", sizeName(p.size), turn+1, p.turns))
 		before, err := linkRx(l.hosts[0])
@@ -263,7 +274,6 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		idleLat, busyLat = append(idleLat, idle.chat...), append(busyLat, busy.chat...)
 		idleEcho, busyEcho = append(idleEcho, idle.echo...), append(busyEcho, busy.echo...)
 		for i := range 2 {
-			idleRSS[i] = max(idleRSS[i], idle.peaks[i])
 			busyRSS[i] = max(busyRSS[i], alone.peaks[i], busy.peaks[i])
 		}
 	}
@@ -280,8 +290,8 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 	r.add("/echo -tcp round trip p50 to the receiver during it (netns)", ms(be.p50), "ms", ms(ie.p50), "baseline: nodes idle", nil)
 	r.add("/echo -tcp round trip p99 to the receiver during it (netns)", ms(be.p99), "ms", ms(ie.p99), "", nil)
 	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
-	r.add("resident memory of the sender during it, peak (netns)", mib(busyRSS[0]), "MiB", mib(idleRSS[0]), "baseline: idle", nil)
-	r.add("resident memory of the receiver during it, peak (netns)", mib(busyRSS[1]), "MiB", mib(idleRSS[1]), "baseline: idle", nil)
+	r.add("resident memory of the sender during it, peak (netns)", mib(busyRSS[0]), "MiB", mib(idleRSS[0]), "baseline: idle before", nil)
+	r.add("resident memory of the receiver during it, peak (netns)", mib(busyRSS[1]), "MiB", mib(idleRSS[1]), "baseline: idle before", nil)
 
 	var tarT, folderT time.Duration
 	for turn := range p.turns {
