@@ -55,6 +55,8 @@ type options struct {
 	netns    bool
 	// skipDurable leaves out the rows of the durable store (durable.go).
 	skipDurable bool
+	// transfers: the size of the large file; 0 skips the transfer rows.
+	transferSize int64
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -69,6 +71,8 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.json, "json", false, "print the results as JSON")
 	fs.BoolVar(&o.skipDurable, "skip-durable", false, "leave out the durable store: chat between nodes with stores, and a history of a million lines")
 	fs.BoolVar(&o.netns, "netns", false, "also measure between network namespaces: the raw baselines and two nodes, and with real mDNS discovery and the mesh, fan-out and memory of --nodes processes (root only)")
+	transferSize := fs.String("transfer-size", "1GiB", "with --netns, the size of the file sent between two node processes (such as 1GiB, 64MiB)")
+	skipTransfers := fs.Bool("skip-transfers", false, "leave out the file transfer rows")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -93,6 +97,13 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.samples < 10 {
 		return o, fmt.Errorf("--samples %d: want at least 10", o.samples)
+	}
+	if !*skipTransfers {
+		n, err := parseSize(*transferSize)
+		if err != nil {
+			return o, fmt.Errorf("--transfer-size: %w", err)
+		}
+		o.transferSize = n
 	}
 	return o, nil
 }
@@ -325,6 +336,9 @@ func run(o options, progress func(string)) (*report, error) {
 		if err := netRemembered(r, 3); err != nil {
 			return nil, err
 		}
+	}
+	if err := runTransfers(r, o, progress); err != nil {
+		return nil, err
 	}
 
 	progress(fmt.Sprintf("memory of %d node processes", o.procs))

@@ -77,7 +77,9 @@ func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, 
 	p := &proc{cmd: cmd, stdin: stdin, events: make(chan map[string]any, 1<<16), started: time.Now()}
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		sc.Buffer(nil, 1<<20)
+		// A transfer_done event lists every file: 100,000 of them
+		// make a line of some 20 MB.
+		sc.Buffer(nil, 64<<20)
 		for sc.Scan() {
 			var ev map[string]any
 			if json.Unmarshal(sc.Bytes(), &ev) == nil {

@@ -31,7 +31,7 @@ func TestDiskFull(t *testing.T) {
 	disk := smallDisk(t, "4m")
 	l := newLAN()
 	a := newNode(t, l, resumeOpts)
-	b := newNode(t, l, Options{DownloadDir: disk, CheckpointBytes: 512 << 10, RedialMin: 20 * time.Millisecond})
+	b := newNode(t, l, Options{DownloadDir: disk, CheckpointBytes: 512 << 10, CheckpointMin: time.Millisecond, RedialMin: 20 * time.Millisecond})
 	base := t.TempDir()
 
 	// Larger than the free space: refused up front.

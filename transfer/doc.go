@@ -18,10 +18,15 @@
 //   - Resume: the sender redials with jittered exponential backoff while a
 //     transfer lives (at once on PeerUp). The receiver goes on from every
 //     byte it wrote when the stream was cut, and after a restart from its
-//     last checkpoint (every CheckpointBytes or CheckpointEvery: the
-//     partial file synced, position and hash of the prefix saved). On a
-//     restart it reads the partial file back and checks it against that
-//     hash; a mismatch starts that file again.
+//     last checkpoint (the partial file synced, position and hash of the
+//     prefix saved: see Options.CheckpointBytes for when). On a restart
+//     it reads the partial file back and checks it against that hash; a
+//     mismatch starts that file again.
+//   - Disk: a received file is flushed to the disk as it arrives, 4 MiB
+//     at a time, and dropped from the page cache once flushed (flush.go):
+//     other fsyncs on that disk, the chat store's, find little of the
+//     transfer's to write out, and a large file does not push other
+//     files out of memory.
 //   - A source that changes (size, modification time, or content, checked
 //     by reading the sent prefix back on every resume) fails the transfer:
 //     never a splice of two versions.

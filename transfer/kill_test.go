@@ -67,7 +67,7 @@ func childMain() int {
 	}
 	m, err := New(Options{
 		Dialer: noDialer{}, StateDir: os.Getenv("LT_STATE"), DownloadDir: os.Getenv("LT_DL"),
-		AcceptFrom: func(string) bool { return true }, CheckpointBytes: 1 << 20,
+		AcceptFrom: func(string) bool { return true }, CheckpointBytes: 1 << 20, CheckpointMin: time.Millisecond,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

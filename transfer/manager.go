@@ -50,11 +50,17 @@ type Options struct {
 	// Progress is the shortest time between two Progress events of one
 	// transfer (250 ms).
 	Progress time.Duration
-	// CheckpointBytes and CheckpointEvery: the receiver makes its data
-	// durable and tells the sender after this many bytes or this long,
-	// whichever comes first (8 MiB, 2 s). A crash loses at most this.
+	// Checkpoints: the receiver records how far its data is durable,
+	// and tells the sender, once CheckpointBytes (8 MiB) have arrived
+	// since the last one but not within CheckpointMin (500 ms) of it,
+	// and at least every CheckpointEvery (2 s) while data arrives. A
+	// crash loses what came after the last one: at most 8 MiB or half
+	// a second of data, whichever is more, and never more than 2 s of
+	// it. The minimum spaces the fsyncs of a fast transfer (the data is
+	// flushed as it arrives anyway, see flush.go).
 	CheckpointBytes int64
 	CheckpointEvery time.Duration
+	CheckpointMin   time.Duration
 	// RedialMin and RedialMax bound the sender's backoff between attempts
 	// to reach the receiver (500 ms, 30 s); the delay is jittered ±25%.
 	RedialMin, RedialMax time.Duration
@@ -89,6 +95,7 @@ func (o *Options) defaults() {
 	def(&o.OfferExpiry, 10*time.Minute)
 	def(&o.Progress, 250*time.Millisecond)
 	def(&o.CheckpointEvery, 2*time.Second)
+	def(&o.CheckpointMin, 500*time.Millisecond)
 	def(&o.RedialMin, 500*time.Millisecond)
 	def(&o.RedialMax, 30*time.Second)
 	def(&o.IdleTimeout, 30*time.Second)
@@ -116,6 +123,13 @@ func (o *Options) defaults() {
 	if o.freeSpace == nil {
 		o.freeSpace = freeSpace
 	}
+}
+
+// checkpointDue says whether a receiver makes a checkpoint now: written
+// bytes arrived since the last one, made at last.
+func (o *Options) checkpointDue(written int64, last time.Time) bool {
+	since := time.Since(last)
+	return written >= o.CheckpointBytes && since >= o.CheckpointMin || since >= o.CheckpointEvery
 }
 
 // Limits on what peers can make a manager hold.

@@ -500,6 +500,8 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 	defer pr.Close()
 	ck := m.newCheckpointer(t)
 	defer ck.close()
+	fl := newFlusher(pr)
+	defer fl.close()
 	var f *os.File
 	defer func() {
 		if f != nil {
@@ -574,6 +576,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
+					fl.start(strconv.Itoa(cur), pos)
 				}
 				if _, err := f.WriteAt(msg.data, pos); err != nil {
 					s.release(msg.buf)
@@ -583,13 +586,12 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				h.Write(msg.data)
 				s.release(msg.buf)
 				pos += n
+				fl.wrote(pos, stop, m.ctx.Done())
 				sinceCk += n
 				dirty = true
 				m.received(t, cur, pos, n, start, startDone)
-				if sinceCk >= m.opt.CheckpointBytes || time.Since(lastCk) >= m.opt.CheckpointEvery {
-					if ck.request(point()) {
-						sinceCk, lastCk, dirty = 0, time.Now(), false
-					}
+				if m.opt.checkpointDue(sinceCk, lastCk) && ck.request(point()) {
+					sinceCk, lastCk, dirty = 0, time.Now(), false
 				}
 			case fileEndMsg:
 				if cur >= len(t.entries) || int(msg.Index) != cur {
@@ -626,10 +628,8 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 					finished()
 					return
 				}
-				if time.Since(lastCk) >= m.opt.CheckpointEvery || sinceCk >= m.opt.CheckpointBytes {
-					if ck.request(point()) {
-						sinceCk, lastCk, dirty = 0, time.Now(), false
-					}
+				if m.opt.checkpointDue(sinceCk, lastCk) && ck.request(point()) {
+					sinceCk, lastCk, dirty = 0, time.Now(), false
 				}
 			default:
 				if !m.recvControl(t, s, x) {
@@ -643,6 +643,9 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				return
 			}
 		case err := <-ck.errs:
+			m.writeFailed(t, s, ck, point(), err)
+			return
+		case err := <-fl.errs:
 			m.writeFailed(t, s, ck, point(), err)
 			return
 		case <-stop:

@@ -9,7 +9,7 @@ import (
 )
 
 // resumeOpts make resumes quick and checkpoints frequent.
-var resumeOpts = Options{CheckpointBytes: 1 << 20, RedialMin: 20 * time.Millisecond, RedialMax: 200 * time.Millisecond}
+var resumeOpts = Options{CheckpointBytes: 1 << 20, CheckpointMin: time.Millisecond, RedialMin: 20 * time.Millisecond, RedialMax: 200 * time.Millisecond}
 
 func isInterrupted(e Event) bool { _, ok := e.(Interrupted); return ok }
 
