@@ -312,6 +312,7 @@ type HistoryLine struct {
 	Peer      string   `json:"peer"`
 	ID        string   `json:"id"`
 	Direct    bool     `json:"direct"`
+	Action    bool     `json:"action"`
 	Text      string   `json:"text"`
 	SentAt    string   `json:"sent_at"`
 	At        string   `json:"at"`

@@ -104,7 +104,7 @@ func (c *Console) showLines(search bool, lines []store.Line, none string) {
 	list := []HistoryLine{}
 	me := c.node.Name()
 	for _, l := range lines {
-		j := HistoryLine{Peer: l.PeerName, ID: l.Peer, Direct: l.Direct, Text: l.Text, MsgID: l.MsgID,
+		j := HistoryLine{Peer: l.PeerName, ID: l.Peer, Direct: l.Direct, Action: l.Flags&transport.ChatAction != 0, Text: l.Text, MsgID: l.MsgID,
 			SentAt: l.Sent.Format(time.RFC3339Nano), At: l.At.Format(time.RFC3339Nano)}
 		from, mark := l.PeerName, ""
 		if l.In {
