@@ -52,9 +52,16 @@ func sameFile(t *testing.T, a, b string) {
 // receiver's offer event.
 func offer(t *testing.T, from, to *Node, args string) string {
 	t.Helper()
+	return offerWithin(t, from, to, args, eventTimeout)
+}
+
+// offerWithin is offer with a deadline of its own (under packet loss a
+// new connection's SYN and TLS handshake are retransmitted with backoff).
+func offerWithin(t *testing.T, from, to *Node, args string, timeout time.Duration) string {
+	t.Helper()
 	mark := to.Mark()
 	from.Send(t, "/send "+to.Name+" "+args)
-	ev := to.WaitFrom(t, mark, "the offer", eventTimeout, is("transfer_offer", "direction", "receive", "id", from.ID))
+	ev := to.WaitFrom(t, mark, "the offer", timeout, is("transfer_offer", "direction", "receive", "id", from.ID))
 	return ev.Str("transfer_id")
 }
 
@@ -231,7 +238,7 @@ func TestTransferFaults(t *testing.T) {
 	lan.Loss(t, 1, 30)
 	lan.Loss(t, 2, 30)
 	start := time.Now()
-	id = offer(t, alice, bob2, filepath.Join(src, "lossy.bin"))
+	id = offerWithin(t, alice, bob2, filepath.Join(src, "lossy.bin"), faultTimeout)
 	bob2.Send(t, "/accept "+id)
 	checkDone(t, done(t, bob2, id, 3*faultTimeout), map[string]string{"lossy.bin": lossy}, src)
 	t.Logf("1 MiB with 30%% loss both ways: %v", time.Since(start).Round(time.Second))
