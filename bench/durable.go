@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -55,38 +53,11 @@ func startDurableOn(h baseline.Hosts, i int, name, path string) (*node, *store.S
 	if err != nil {
 		return nil, nil, err
 	}
-	hn, err := listenOn(h, i)
+	n, err := startNodeWith(h, i, peer.Config{Name: name, Store: st, ConfirmShown: true})
 	if err != nil {
 		st.Close()
 		return nil, nil, err
 	}
-	pn, err := peer.New(peer.Config{Name: name, Network: hn, Store: st, ConfirmShown: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		hn.Close()
-		st.Close()
-		return nil, nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{Node: pn, host: h.Addrs[i], tr: hn.Transport, cancel: cancel}
-	n.wg.Add(2)
-	go func() { defer n.wg.Done(); pn.Run(ctx) }()
-	go func() {
-		defer n.wg.Done()
-		for {
-			select {
-			case e := <-pn.Events():
-				if h := n.handler.Load(); h != nil {
-					(*h)(e, time.Now())
-				}
-				if c, ok := e.(peer.Chat); ok && c.Shown != nil {
-					c.Shown(c.MsgID)
-				}
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
 	return n, st, nil
 }
 
@@ -205,46 +176,6 @@ func commitTimes(dir string, n, size int) ([]time.Duration, error) {
 	return out, nil
 }
 
-// sendAll sends n messages from a to b as fast as a takes them, waiting
-// only while its outbox is full (in memory, or on disk), and returns the
-// time until b has them all.
-func sendAll(a, b *node, n, size int) (time.Duration, error) {
-	var mu sync.Mutex
-	got := 0
-	all := make(chan struct{})
-	b.on(func(e peer.Event, _ time.Time) {
-		if _, ok := e.(peer.Chat); ok {
-			mu.Lock()
-			got++
-			if got == n {
-				close(all)
-			}
-			mu.Unlock()
-		}
-	})
-	defer b.on(func(peer.Event, time.Time) {})
-	text := fill(size)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		for {
-			_, err := a.Say(text)
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, peer.ErrOutboxFull) && !errors.Is(err, store.ErrFull) {
-				return 0, err
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}
-	select {
-	case <-all:
-		return time.Since(start), nil
-	case <-time.After(time.Minute):
-		return 0, errors.New("chat messages not all delivered within a minute")
-	}
-}
-
 // durablePairFigures measures chat between two nodes with stores on the
 // hosts h against two without, in turns: one-way latency, and (with
 // throughput) the rate of a stream of messages. where is appended to each
@@ -277,12 +208,12 @@ func durablePairFigures(r *report, h baseline.Hosts, where string, samples, msgs
 		if !throughput {
 			continue
 		}
-		d, err := sendAll(mem[1], mem[0], perMsgs, size)
+		d, err := chatThroughput(mem[1], mem[0], perMsgs, size)
 		if err != nil {
 			return err
 		}
 		memTook += d
-		if d, err = sendAll(dp.ns[1], dp.ns[0], perMsgs, size); err != nil {
+		if d, err = chatThroughput(dp.ns[1], dp.ns[0], perMsgs, size); err != nil {
 			return fmt.Errorf("durable chat throughput: %w", err)
 		}
 		durTook += d

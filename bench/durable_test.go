@@ -58,7 +58,7 @@ func BenchmarkDurableChat(b *testing.B) {
 	defer dp.close()
 	b.ReportAllocs()
 	b.ResetTimer()
-	if _, err := sendAll(dp.ns[1], dp.ns[0], b.N, 64); err != nil {
+	if _, err := chatThroughput(dp.ns[1], dp.ns[0], b.N, 64); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"lanchat/bench/baseline"
 	"lanchat/peer"
+	"lanchat/store"
 )
 
 // echoSeries runs /echo -n: n echoes of 64 bytes from a to b, back to
@@ -162,8 +163,8 @@ func fill(size int) string {
 }
 
 // chatThroughput sends n messages from a to b as fast as lanchat takes
-// them (waiting only when the outbox is full) and returns the time until
-// b has them all.
+// them (waiting only when the outbox, in memory or on disk, is full) and
+// returns the time until b has them all.
 func chatThroughput(a, b *node, n, size int) (time.Duration, error) {
 	var mu sync.Mutex
 	got := 0
@@ -187,7 +188,7 @@ func chatThroughput(a, b *node, n, size int) (time.Duration, error) {
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, peer.ErrOutboxFull) {
+			if !errors.Is(err, peer.ErrOutboxFull) && !errors.Is(err, store.ErrFull) {
 				return 0, err
 			}
 			time.Sleep(50 * time.Microsecond)

@@ -32,22 +32,31 @@ func startNode(name string, insecure bool) (*node, error) {
 
 // startNodeOn starts a node whose sockets belong to host i of h.
 func startNodeOn(h baseline.Hosts, i int, name string, insecure bool) (*node, error) {
+	cfg := peer.Config{Name: name}
+	if insecure {
+		cfg.Secure = plainSecurer{}
+	}
+	return startNodeWith(h, i, cfg)
+}
+
+// startNodeWith starts a node configured by cfg whose sockets belong to
+// host i of h. Its events go to the handler installed with on; then, with
+// cfg.ConfirmShown, each chat message is marked shown, as the console
+// does once it has written the line out.
+func startNodeWith(h baseline.Hosts, i int, cfg peer.Config) (*node, error) {
 	hn, err := listenOn(h, i)
 	if err != nil {
 		return nil, err
 	}
-	tr := hn.Transport
-	cfg := peer.Config{Name: name, Network: hn, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	if insecure {
-		cfg.Secure = plainSecurer{}
-	}
+	cfg.Network = hn
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	pn, err := peer.New(cfg)
 	if err != nil {
-		tr.Close()
+		hn.Close()
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &node{Node: pn, host: h.Addrs[i], tr: tr, cancel: cancel}
+	n := &node{Node: pn, host: h.Addrs[i], tr: hn.Transport, cancel: cancel}
 	n.wg.Add(2)
 	go func() { defer n.wg.Done(); pn.Run(ctx) }()
 	go func() {
@@ -57,6 +66,9 @@ func startNodeOn(h baseline.Hosts, i int, name string, insecure bool) (*node, er
 			case e := <-pn.Events():
 				if h := n.handler.Load(); h != nil {
 					(*h)(e, time.Now())
+				}
+				if c, ok := e.(peer.Chat); ok && c.Shown != nil {
+					c.Shown(c.MsgID)
 				}
 			case <-ctx.Done():
 				return
