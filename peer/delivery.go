@@ -52,6 +52,11 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
 	}
+	if !fresh && l.n.confirm && l.n.store.Unshown(l.id, l.epoch, m.MsgID) {
+		// Stored by a run killed before it showed it: shown now (the
+		// sender resends it because it was not acknowledged).
+		fresh = true
+	}
 	l.rmu.Lock()
 	for l.waiting() > 0 && (l.waiting() >= maxArrivals || l.arrivalBytes >= maxArrivalBytes) && !l.rclosed {
 		l.rcond.Wait()
@@ -166,9 +171,17 @@ const shownWait = 2 * time.Second
 func (l *link) markShown(id uint64) {
 	for {
 		cur := l.shown.Load()
-		if id <= cur || l.shown.CompareAndSwap(cur, id) {
+		if id <= cur {
+			return
+		}
+		if l.shown.CompareAndSwap(cur, id) {
 			break
 		}
+	}
+	// Remembered across a kill: a resend of what was stored and not
+	// shown is shown then (receiveStored).
+	if l.n.store != nil {
+		l.n.store.MarkShown(l.id, l.epoch, id)
 	}
 	select {
 	case l.shownCh <- struct{}{}:

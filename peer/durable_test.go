@@ -351,3 +351,36 @@ func TestActionResentFromDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestShownAfterKill: a message stored but never shown (the process died
+// between the two) is not acknowledged, and is shown when its sender
+// sends it again to the restarted node.
+func TestShownAfterKill(t *testing.T) {
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a := ha.start(t)
+	startBob := func() *testNode {
+		st, err := store.Open(hb.path, store.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	}
+	b := startBob()
+	connected(t, a, b)
+	if _, err := a.Say("stored, never shown"); err != nil {
+		t.Fatal(err)
+	}
+	// Handed to the events' reader, which never confirms it shown.
+	next(t, b, func(e Chat) bool { return e.Text == "stored, never shown" })
+	time.Sleep(shownWait + 500*time.Millisecond)
+	if n := a.PendingCount(); n != 1 {
+		t.Fatalf("%d pending while bob has not shown the message, want 1", n)
+	}
+	b.stop()
+	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
+	b = startBob()
+	connected(t, b, a)
+	m := next(t, b, func(e Chat) bool { return e.Text == "stored, never shown" })
+	m.Shown(m.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == m.MsgID })
+}

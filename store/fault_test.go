@@ -243,7 +243,7 @@ func FuzzDecode(f *testing.F) {
 	h := histRec{in: true, direct: true, peer: pid(1), name: "alice", epoch: 3, msgID: 9, sent: 5, at: 6, text: "héllo"}
 	g := histRec{peer: "", msgID: 10, to: []recipientRec{{id: pid(1), name: "a"}, {id: pid(2), state: stateDropped}}, text: "all"}
 	o := outRec{direct: true, sent: 1, queued: 2, seq: 3, text: "hi"}
-	for _, seed := range [][]byte{h.encode(), g.encode(), o.encode(), recvRec{1, 2}.encode(), seal([]byte("\x00\x02AAAAAAAA\x00\x00\x00\x00\x00\x00\x00\x00a\x00b\x00")), nil, {1, 2, 3, 4, 5}} {
+	for _, seed := range [][]byte{h.encode(), g.encode(), o.encode(), recvRec{1, 2, 1}.encode(), seal([]byte("\x00\x02AAAAAAAA\x00\x00\x00\x00\x00\x00\x00\x00a\x00b\x00")), nil, {1, 2, 3, 4, 5}} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -143,3 +143,59 @@ func TestFlagsOldRecords(t *testing.T) {
 		t.Errorf("history line with flags: %+v, %v", got, err)
 	}
 }
+
+// TestShownMarks: what was received and never confirmed shown is reported
+// unshown, across a reopen (a kill between storing and showing); what was
+// shown is not; records written before shown marks count as shown.
+func TestShownMarks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	s, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := pid(1)
+	var last *Commit
+	for id := uint64(1); id <= 5; id++ {
+		fresh, c, err := s.Receive(In{From: from, Name: "alice", Epoch: 7, ID: id, Text: "hi", Sent: time.Now()})
+		if err != nil || !fresh {
+			t.Fatalf("receive %d: fresh %v, %v", id, fresh, err)
+		}
+		last = c
+	}
+	if err := s.waitCommit(last); err != nil {
+		t.Fatal(err)
+	}
+	s.MarkShown(from, 7, 3)
+	if err := s.waitCommit(s.flush()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tests := []struct {
+		epoch, id uint64
+		want      bool
+	}{
+		{7, 2, false}, // shown
+		{7, 3, false}, // shown
+		{7, 4, true},  // stored, not shown
+		{7, 5, true},
+		{7, 6, false}, // not received: fresh, not unshown
+		{8, 4, false}, // another epoch
+	}
+	for _, tt := range tests {
+		if got := s.Unshown(from, tt.epoch, tt.id); got != tt.want {
+			t.Errorf("Unshown(epoch %d, id %d) = %v, want %v", tt.epoch, tt.id, got, tt.want)
+		}
+	}
+	// A record of the old format (no shown mark) counts as all shown.
+	r, err := decodeRecv(seal(append(binary.BigEndian.AppendUint64(nil, 7), binary.BigEndian.AppendUint64(nil, 5)...)))
+	if err != nil || r.shown != 5 {
+		t.Errorf("old record: %+v, %v; want shown 5", r, err)
+	}
+}

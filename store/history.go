@@ -24,6 +24,32 @@ type In struct {
 	Sent   time.Time // the sender's time
 }
 
+// MarkShown records that the messages of sender from, in epoch, up to id
+// were shown to the user (the console confirmed them). It goes to disk
+// with the next commit, asking for none of its own.
+func (s *Store) MarkShown(from string, epoch, id uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rr, ok := s.mem.senders[from]
+	if s.closed || !ok || rr.epoch != epoch || id <= rr.shown {
+		return
+	}
+	rr.shown = min(id, rr.last)
+	s.mem.senders[from] = rr
+	s.enqueueLazyLocked(op{kind: opRecv, peer: from, rr: rr})
+}
+
+// Unshown reports whether message id of sender from, in epoch, was
+// recorded but never confirmed shown (MarkShown): a process killed between
+// storing a message and showing it gets it again from its sender, which
+// was not acknowledged, and shows it then.
+func (s *Store) Unshown(from string, epoch, id uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rr, ok := s.mem.senders[from]
+	return ok && rr.epoch == epoch && id > rr.shown && id <= rr.last
+}
+
 // Receive decides at once whether m is fresh: its id is above the last one
 // recorded for its sender and epoch (a new epoch starts again). A fresh
 // message is recorded (last id, history line) in the next group commit. The
@@ -48,6 +74,9 @@ func (s *Store) Receive(m In) (fresh bool, c *Commit, err error) {
 		return false, s.enqueueLocked(op{kind: opNop}), nil
 	}
 	rr := recvRec{epoch: m.Epoch, last: m.ID}
+	if known && last.epoch == m.Epoch {
+		rr.shown = last.shown
+	}
 	s.mem.senders[m.From] = rr
 	o := op{kind: opRecv, peer: m.From, rr: rr}
 	if !s.o.NoHistory {

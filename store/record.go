@@ -213,13 +213,15 @@ func outTextLen(v []byte) (int, error) {
 	return int(n), nil
 }
 
-// recvRec is what is known of a sender: its epoch and the last id recorded.
-type recvRec struct{ epoch, last uint64 }
+// recvRec is what is known of a sender: its epoch, the last id recorded,
+// and the last one the reader of the events confirmed shown (MarkShown).
+type recvRec struct{ epoch, last, shown uint64 }
 
 func (r recvRec) encode() []byte {
-	b := make([]byte, 0, 20)
+	b := make([]byte, 0, 28)
 	b = binary.BigEndian.AppendUint64(b, r.epoch)
 	b = binary.BigEndian.AppendUint64(b, r.last)
+	b = binary.BigEndian.AppendUint64(b, r.shown)
 	return seal(b)
 }
 
@@ -228,10 +230,14 @@ func decodeRecv(v []byte) (recvRec, error) {
 	if err != nil {
 		return recvRec{}, err
 	}
-	if len(body) != 16 {
-		return recvRec{}, errShort
+	switch len(body) {
+	case 16: // written before shown was kept: everything was shown
+		last := binary.BigEndian.Uint64(body[8:])
+		return recvRec{binary.BigEndian.Uint64(body), last, last}, nil
+	case 24:
+		return recvRec{binary.BigEndian.Uint64(body), binary.BigEndian.Uint64(body[8:]), binary.BigEndian.Uint64(body[16:])}, nil
 	}
-	return recvRec{binary.BigEndian.Uint64(body), binary.BigEndian.Uint64(body[8:])}, nil
+	return recvRec{}, errShort
 }
 
 // Recipient state bytes in a history line.
