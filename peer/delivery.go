@@ -52,7 +52,7 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 	if err != nil {
 		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
 	}
-	if !fresh && l.n.confirm && l.n.store.Unshown(l.id, l.epoch, m.MsgID) {
+	if !fresh && l.n.confirm && l.n.store.Resurface(l.id, l.epoch, m.MsgID) {
 		// Stored by a run killed before it showed it: shown now (the
 		// sender resends it because it was not acknowledged).
 		fresh = true

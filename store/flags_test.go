@@ -144,9 +144,10 @@ func TestFlagsOldRecords(t *testing.T) {
 	}
 }
 
-// TestShownMarks: what was received and never confirmed shown is reported
-// unshown, across a reopen (a kill between storing and showing); what was
-// shown is not; records written before shown marks count as shown.
+// TestShownMarks: what an earlier run received and never confirmed shown
+// resurfaces once after a reopen (a kill between storing and showing);
+// what was shown does not; records written before shown marks count as
+// shown.
 func TestShownMarks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	s, err := Open(path, Options{})
@@ -183,15 +184,24 @@ func TestShownMarks(t *testing.T) {
 	}{
 		{7, 2, false}, // shown
 		{7, 3, false}, // shown
-		{7, 4, true},  // stored, not shown
+		{7, 4, true},  // stored, not shown: shown now
+		{7, 4, false}, // once
 		{7, 5, true},
-		{7, 6, false}, // not received: fresh, not unshown
+		{7, 6, false}, // not received: fresh, not resurfaced
 		{8, 4, false}, // another epoch
 	}
 	for _, tt := range tests {
-		if got := s.Unshown(from, tt.epoch, tt.id); got != tt.want {
-			t.Errorf("Unshown(epoch %d, id %d) = %v, want %v", tt.epoch, tt.id, got, tt.want)
+		if got := s.Resurface(from, tt.epoch, tt.id); got != tt.want {
+			t.Errorf("Resurface(epoch %d, id %d) = %v, want %v", tt.epoch, tt.id, got, tt.want)
 		}
+	}
+	// What this run receives is never resurfaced: a resend of it is a
+	// duplicate.
+	if _, _, err := s.Receive(In{From: from, Name: "alice", Epoch: 7, ID: 6, Text: "hi", Sent: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Resurface(from, 7, 6) {
+		t.Error("a message of this run resurfaced")
 	}
 	// A record of the old format (no shown mark) counts as all shown.
 	r, err := decodeRecv(seal(append(binary.BigEndian.AppendUint64(nil, 7), binary.BigEndian.AppendUint64(nil, 5)...)))

@@ -39,15 +39,21 @@ func (s *Store) MarkShown(from string, epoch, id uint64) {
 	s.enqueueLazyLocked(op{kind: opRecv, peer: from, rr: rr})
 }
 
-// Unshown reports whether message id of sender from, in epoch, was
-// recorded but never confirmed shown (MarkShown): a process killed between
+// Resurface reports whether message id of sender from, in epoch, was
+// recorded by an earlier run and never confirmed shown (MarkShown), and
+// not let through by Resurface in this run yet: a process killed between
 // storing a message and showing it gets it again from its sender, which
-// was not acknowledged, and shows it then.
-func (s *Store) Unshown(from string, epoch, id uint64) bool {
+// was not acknowledged, and shows it then, once. Messages of this run are
+// not: a resend of one is a duplicate (Receive), shown or about to be.
+func (s *Store) Resurface(from string, epoch, id uint64) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rr, ok := s.mem.senders[from]
-	return ok && rr.epoch == epoch && id > rr.shown && id <= rr.last
+	o, ok := s.opened[from]
+	if !ok || o.epoch != epoch || id <= max(o.shown, s.resurfaced[from]) || id > o.last {
+		return false
+	}
+	s.resurfaced[from] = id
+	return true
 }
 
 // Receive decides at once whether m is fresh: its id is above the last one

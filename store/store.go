@@ -185,6 +185,11 @@ type Store struct {
 	// firstID is the first id of this run: ids below it were given by
 	// earlier ones.
 	firstID uint64
+	// opened is what was known of each sender when the store was
+	// opened; resurfaced the highest id of each that Resurface let be
+	// shown again in this run.
+	opened     map[string]recvRec
+	resurfaced map[string]uint64
 	// lazy wakes the committer for operations queued without waking it.
 	lazy *time.Timer
 }
@@ -473,6 +478,7 @@ func (s *Store) load() error {
 	}
 	s.epoch, s.fold = epoch, fold
 	s.mem, s.dur = st, st.clone()
+	s.opened, s.resurfaced = maps.Clone(st.senders), map[string]uint64{}
 	s.nextID, s.ceilingDur, s.ceilingWant = next, want, want
 	s.firstID = next
 	return nil
