@@ -233,15 +233,16 @@ func TestTransferFaults(t *testing.T) {
 	t.Logf("receiver killed and restarted: %v bytes re-sent", ev["resent"])
 
 	// 30% packet loss both ways (TCP's retransmissions back off hard
-	// at such loss: 1 MiB takes long enough).
-	lossy := randomFile(t, filepath.Join(src, "lossy.bin"), 1<<20)
+	// at such loss, and a stream idle for 30 s is redialled: 256 KiB
+	// takes long enough).
+	lossy := randomFile(t, filepath.Join(src, "lossy.bin"), 256<<10)
 	lan.Loss(t, 1, 30)
 	lan.Loss(t, 2, 30)
 	start := time.Now()
 	id = offerWithin(t, alice, bob2, filepath.Join(src, "lossy.bin"), faultTimeout)
 	bob2.Send(t, "/accept "+id)
 	checkDone(t, done(t, bob2, id, 3*faultTimeout), map[string]string{"lossy.bin": lossy}, src)
-	t.Logf("1 MiB with 30%% loss both ways: %v", time.Since(start).Round(time.Second))
+	t.Logf("256 KiB with 30%% loss both ways: %v", time.Since(start).Round(time.Second))
 	lan.Loss(t, 1, 0)
 	lan.Loss(t, 2, 0)
 

@@ -179,10 +179,13 @@ func (l *link) markShown(id uint64) {
 		}
 	}
 	// Remembered across a kill: a resend of what was stored and not
-	// shown is shown then (receiveStored).
+	// shown is shown then (receiveStored). Until the mark is on disk or
+	// the acknowledgement with the sender, a kill shows it twice: both
+	// go at once (the acknowledgement is only queued here).
 	if l.n.store != nil {
 		l.n.store.MarkShown(l.id, l.epoch, id)
 	}
+	l.sendAck()
 	select {
 	case l.shownCh <- struct{}{}:
 	default:

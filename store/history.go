@@ -25,8 +25,8 @@ type In struct {
 }
 
 // MarkShown records that the messages of sender from, in epoch, up to id
-// were shown to the user (the console confirmed them). It goes to disk
-// with the next commit, asking for none of its own.
+// were shown to the user (the console confirmed them), with the next
+// commit, which it asks for.
 func (s *Store) MarkShown(from string, epoch, id uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -36,7 +36,7 @@ func (s *Store) MarkShown(from string, epoch, id uint64) {
 	}
 	rr.shown = min(id, rr.last)
 	s.mem.senders[from] = rr
-	s.enqueueLazyLocked(op{kind: opRecv, peer: from, rr: rr})
+	s.enqueueLocked(op{kind: opRecv, peer: from, rr: rr})
 }
 
 // Resurface reports whether message id of sender from, in epoch, was
