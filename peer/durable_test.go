@@ -33,11 +33,18 @@ func newHost(t *testing.T, name string) *host {
 // start runs a node of h with its store.
 func (h *host) start(t *testing.T) *testNode {
 	t.Helper()
+	return h.startWith(t, false)
+}
+
+// startWith runs a node of h with its store; confirm sets ConfirmShown
+// (the test then calls Chat.Shown, as the console does).
+func (h *host) startWith(t *testing.T, confirm bool) *testNode {
+	t.Helper()
 	st, err := store.Open(h.path, store.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startNodeWith(t, Config{Name: h.name, Identity: h.id, Known: h.known, Store: st})
+	return startNodeWith(t, Config{Name: h.name, Identity: h.id, Known: h.known, Store: st, ConfirmShown: confirm})
 }
 
 // chats collects n's chat events from sender id until it has count of
@@ -260,11 +267,7 @@ func TestStoreFullRefused(t *testing.T) {
 func TestAckAfterShown(t *testing.T) {
 	ha, hb := newHost(t, "alice"), newHost(t, "bob")
 	a := ha.start(t)
-	st, err := store.Open(hb.path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	b := hb.startWith(t, true)
 	connected(t, a, b)
 	if _, err := a.Say("show me first"); err != nil {
 		t.Fatal(err)
@@ -286,11 +289,7 @@ func TestAckAfterShown(t *testing.T) {
 func TestAckUpToShown(t *testing.T) {
 	ha, hb := newHost(t, "alice"), newHost(t, "bob")
 	a := ha.start(t)
-	st, err := store.Open(hb.path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
+	b := hb.startWith(t, true)
 	connected(t, a, b)
 	for _, text := range []string{"one", "two"} {
 		if _, err := a.Say(text); err != nil {
@@ -358,14 +357,7 @@ func TestActionResentFromDisk(t *testing.T) {
 func TestShownAfterKill(t *testing.T) {
 	ha, hb := newHost(t, "alice"), newHost(t, "bob")
 	a := ha.start(t)
-	startBob := func() *testNode {
-		st, err := store.Open(hb.path, store.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return startNodeWith(t, Config{Name: "bob", Identity: hb.id, Known: hb.known, Store: st, ConfirmShown: true})
-	}
-	b := startBob()
+	b := hb.startWith(t, true)
 	connected(t, a, b)
 	if _, err := a.Say("stored, never shown"); err != nil {
 		t.Fatal(err)
@@ -378,7 +370,7 @@ func TestShownAfterKill(t *testing.T) {
 	}
 	b.stop()
 	next(t, a, func(e PeerDown) bool { return e.Peer.ID == hb.id.ID })
-	b = startBob()
+	b = hb.startWith(t, true)
 	connected(t, b, a)
 	m := next(t, b, func(e Chat) bool { return e.Text == "stored, never shown" })
 	m.Shown(m.MsgID)
