@@ -217,13 +217,20 @@ func netScale(r *report, count, rounds int, late bool) error {
 		return err
 	}
 	idle := slices.Max(peaks)
-	var idleLate int64
+	idleAnon, err := maxAnon(ps)
+	if err != nil {
+		return err
+	}
+	var idleLate, lateAnon int64
 	if late {
 		time.Sleep(lateAfter)
 		if peaks, err = peakRSS(ps, 6*idleWindow); err != nil {
 			return err
 		}
 		idleLate = slices.Max(peaks)
+		if lateAnon, err = maxAnon(ps); err != nil {
+			return err
+		}
 	}
 	var lat []time.Duration
 	for round := 0; round < rounds; round++ {
@@ -250,8 +257,10 @@ func netScale(r *report, count, rounds int, late bool) error {
 	}
 	r.add(fmt.Sprintf("group message to %d peers p99 (netns)", count-1), ms(fd.p99), "ms", 0, target, met)
 	r.add(fmt.Sprintf("resident memory per node idle, %d nodes (netns)", count), float64(idle)/(1<<20), "MiB", 0, "≤ 15 MB", yes(float64(idle) <= 15e6))
+	r.add(fmt.Sprintf("of which the node's own (heap, stacks), %d nodes (netns)", count), float64(idleAnon)/(1<<20), "MiB", 0, "the rest: the binary's pages", nil)
 	if late {
 		r.add(fmt.Sprintf("the same a minute later, over 30 s, %d nodes (netns)", count), float64(idleLate)/(1<<20), "MiB", 0, "≤ 15 MB", yes(float64(idleLate) <= 15e6))
+		r.add(fmt.Sprintf("of which the node's own, a minute later, %d nodes (netns)", count), float64(lateAnon)/(1<<20), "MiB", 0, "", nil)
 	}
 	return nil
 }

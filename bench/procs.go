@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -125,18 +124,38 @@ func (p *proc) send(line string) error {
 }
 
 // rss is the resident memory of the process, from /proc.
-func (p *proc) rss() (int64, error) {
+func (p *proc) rss() (int64, error) { return p.status("VmRSS") }
+
+// anon is the part of rss that is the process's own (heap, stacks), not
+// pages of files it maps (the binary), which the nodes of one host share.
+func (p *proc) anon() (int64, error) { return p.status("RssAnon") }
+
+// status reads a size in kB from /proc/PID/status.
+func (p *proc) status(field string) (int64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, errors.New("no VmRSS in /proc status")
+	return 0, fmt.Errorf("no %s in /proc status", field)
+}
+
+// maxAnon is the largest anon of ps now.
+func maxAnon(ps []*proc) (int64, error) {
+	var m int64
+	for _, p := range ps {
+		a, err := p.anon()
+		if err != nil {
+			return 0, err
+		}
+		m = max(m, a)
+	}
+	return m, nil
 }
 
 // quit ends the node gracefully, or kills it after a few seconds.

@@ -20,8 +20,9 @@ const (
 	// shortHoldOff when its id is the smaller.
 	DialHoldOff  = time.Second
 	shortHoldOff = 250 * time.Millisecond
-	// broadcastJitter spreads the dials of the hearers of one beacon.
-	broadcastJitter = 20 * time.Millisecond
+	// answerJitter spreads the dials of the hearers of one beacon, and
+	// of the pairs one peer list introduces.
+	answerJitter = 20 * time.Millisecond
 	// Reconnection backoff: from about reconnectFirst, doubling, capped.
 	reconnectFirst = 100 * time.Millisecond
 	reconnectMax   = 4 * time.Second
@@ -255,10 +256,11 @@ func (n *Node) Discovered(f Found) {
 // A beacon's sender learns nothing of its hearers from it, and a node
 // named in a peer list was connected to the introducer before this one
 // was, so it was not told of this one: neither is likely to be dialling
-// this node. A beacon is answered at once (with a few milliseconds of
-// jitter, for the many hearers of one beacon); where mDNS works a
-// newcomer has its peers before it sends one. An introduction waits the
-// short time, in case the same pair was introduced both ways at once.
+// this node. Both are answered at once, with a few milliseconds of
+// jitter (for the many hearers of one beacon, and for a pair introduced
+// both ways at once: the later dial then finds the other's connection
+// being accepted, and waits for it). Where mDNS works a newcomer has its
+// peers before it sends a beacon.
 func (n *Node) holdOffLocked(f Found) time.Duration {
 	var d time.Duration
 	switch {
@@ -266,10 +268,8 @@ func (n *Node) holdOffLocked(f Found) time.Duration {
 		d = shortHoldOff
 	case f.Answer:
 		return 0
-	case f.Via == ViaBroadcast:
-		return rand.N(broadcastJitter)
-	case f.Via == ViaIntroduced:
-		d = shortHoldOff
+	case f.Via == ViaBroadcast || f.Via == ViaIntroduced:
+		return rand.N(answerJitter)
 	case n.id < f.ID:
 		d = shortHoldOff
 	default:

@@ -783,6 +783,9 @@ func TestHoldOff(t *testing.T) {
 		{"answered, but dialling us", Found{ID: smaller, Answer: true, Addrs: []string{"10.0.0.9:1"}}, []netip.Addr{busy}, shortHoldOff, shortHoldOff * 3 / 2},
 		{"new node, our id smaller", Found{ID: larger, Addrs: []string{"10.0.0.2:1"}}, nil, shortHoldOff, shortHoldOff * 3 / 2},
 		{"new node, our id larger", Found{ID: smaller, Addrs: []string{"10.0.0.2:1"}}, nil, DialHoldOff, DialHoldOff * 3 / 2},
+		{"heard in a beacon", Found{ID: smaller, Via: ViaBroadcast, Addrs: []string{"10.0.0.2:1"}}, nil, 0, answerJitter},
+		{"introduced by a peer list", Found{ID: smaller, Via: ViaIntroduced, Addrs: []string{"10.0.0.2:1"}}, nil, 0, answerJitter},
+		{"introduced, but dialling us", Found{ID: larger, Via: ViaIntroduced, Addrs: []string{"10.0.0.9:1"}}, []netip.Addr{busy}, shortHoldOff, shortHoldOff * 3 / 2},
 		{"dialling us over IPv4-mapped", Found{ID: larger, Answer: true, Addrs: []string{"[::ffff:10.0.0.9]:1"}}, []netip.Addr{busy}, shortHoldOff, shortHoldOff * 3 / 2},
 	}
 	for _, tc := range tests {
