@@ -221,6 +221,9 @@ func netScale(r *report, count, rounds int, late bool) error {
 	if err != nil {
 		return err
 	}
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+		debugAnon(ps)
+	}
 	var idleLate, lateAnon int64
 	if late {
 		time.Sleep(lateAfter)

@@ -249,3 +249,32 @@ func memory(count int, loadFor time.Duration) (idle, loaded []int64, err error) 
 	loaded, err = peakRSS(ps, 0)
 	return idle, loaded, err
 }
+
+// debugAnon prints, for LANCHAT_BENCH_DEBUG, the anonymous mappings of the
+// node with the most anonymous memory.
+func debugAnon(ps []*proc) {
+	var best *proc
+	var most int64
+	for _, p := range ps {
+		if a, err := p.anon(); err == nil && a > most {
+			best, most = p, a
+		}
+	}
+	if best == nil {
+		return
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", best.cmd.Process.Pid))
+	if err != nil {
+		return
+	}
+	var mapping string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			mapping = line
+		case len(f) >= 2 && f[0] == "Anonymous:" && f[1] != "0":
+			fmt.Fprintf(os.Stderr, "anon %s kB: %s\n", f[1], mapping)
+		}
+	}
+}
