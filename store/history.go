@@ -91,6 +91,7 @@ func (s *Store) Receive(m In) (fresh bool, c *Commit, err error) {
 			sent: m.Sent.UnixNano(), at: s.o.Now().UnixNano(), text: m.Text, chat: m.Flags}
 		o.seq, o.hist, o.folded, o.bypeer = s.mem.histSeq, h.encode(), fold(m.Text), m.From
 	}
+	s.pendingNeed += needOf(len(m.Text), 0)
 	return true, s.enqueueLocked(o), nil
 }
 
