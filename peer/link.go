@@ -49,8 +49,12 @@ type link struct {
 	arrivals     []arrival
 	ahead        int
 	arrivalBytes int
-	delivering   bool
-	rclosed      bool
+	// settling counts the messages shown whose commit the delivery
+	// goroutine waits for; rwake tells it of an arrival meanwhile.
+	settling   int
+	rwake      chan struct{}
+	delivering bool
+	rclosed    bool
 	// rack is the highest id delivered, rackSent the highest acked,
 	// rfresh the highest fresh one handed to the events.
 	rack, rackSent, rfresh uint64

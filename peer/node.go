@@ -115,6 +115,7 @@ type Node struct {
 	// epoch names this node's sequence of message ids (see Hello.Epoch).
 	epoch   uint64
 	pumpq   chan queued
+	held    heldAcks
 	connOpt transport.ConnOptions
 	giveUp  time.Duration
 	log     *slog.Logger
