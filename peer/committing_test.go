@@ -201,3 +201,57 @@ func TestCommitFailsAfterSent(t *testing.T) {
 		t.Errorf("the next message: %q", got)
 	}
 }
+
+// TestShownNotShownAgain: a receiver that showed a message and lost it
+// before it was stored (its commit failed, as a kill would lose it) gets
+// it again marked shown: it stores it and does not show it twice; the
+// sender then sees it delivered.
+func TestShownNotShownAgain(t *testing.T) {
+	var gb commitGate
+	ha, hb := newHost(t, "alice"), newHost(t, "bob")
+	a := ha.start(t)
+	b := hb.startGated(t, &gb, true)
+	connected(t, a, b)
+	gb.hold()
+	s, err := a.Say("shown, then lost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := next(t, b, func(e Chat) bool { return e.MsgID == s.MsgID })
+	m.Shown(m.MsgID)
+	a.mu.Lock()
+	p := a.peers[hb.id.ID]
+	a.mu.Unlock()
+	for deadline := time.Now().Add(wait); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		told := p.shownUpto >= s.MsgID
+		p.mu.Unlock()
+		if told {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice not told that bob showed %d", s.MsgID)
+		}
+	}
+	gb.release(syscall.EIO)
+	next(t, b, func(e Problem) bool { return strings.Contains(e.Err.Error(), "could not be stored") })
+	gb.release(nil)
+	next(t, a, func(e PeerUp) bool { return e.Peer.ID == hb.id.ID })
+	after, err := a.Say("after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := next(t, b, func(e Chat) bool { return e.From.ID == a.ID() })
+	if n.MsgID != after.MsgID {
+		t.Fatalf("bob showed %q (%d) again, want only %q", n.Text, n.MsgID, "after")
+	}
+	n.Shown(n.MsgID)
+	next(t, a, func(e Delivered) bool { return e.MsgID == after.MsgID })
+	if got := a.PendingCount(); got != 0 {
+		t.Errorf("%d pending once bob acknowledged both", got)
+	}
+	lines, err := b.store.History("", 10)
+	if err != nil || len(lines) != 2 || lines[0].Text != "shown, then lost" {
+		t.Errorf("bob's history: %+v, %v; want both lines", lines, err)
+	}
+}

@@ -18,8 +18,10 @@ import (
 // commits it waits for are not empty, shows each message in order, then
 // waits for the commits in order, and sends one cumulative
 // acknowledgement once both run dry, and others while it waits for a
-// commit. A message shown whose commit then fails closes the connection:
-// the sender sends it again, and it is shown again.
+// commit. With ConfirmShown, the acknowledgements also tell the sender how
+// far messages were shown (Ack.Shown) as soon as they are: what it sends
+// again after a failed commit or a crash is marked shown, and stored
+// without being shown twice. A failed commit closes the connection.
 
 // maxArrivals bounds the messages of one peer waiting to be shown or for
 // their commit (maxArrivalBytes the texts of those not shown yet): beyond
@@ -60,12 +62,20 @@ var errNotStored = errors.New("could not store a message")
 func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 	ref := l.p.ref()
 	sent := time.Unix(0, m.Sent)
+	shown := m.Flags&transport.ChatShown != 0
+	m.Flags &^= transport.ChatShown
 	fresh, c, err := l.n.store.Receive(store.In{From: l.id, Name: ref.Name, Epoch: l.epoch, ID: m.MsgID,
 		Direct: m.Direct, Text: m.Text, Flags: m.Flags, Sent: sent})
 	if err != nil {
 		return fmt.Errorf("%w (%d), so it was not acknowledged: %w", errNotStored, m.MsgID, err)
 	}
-	if !fresh && l.n.confirm && l.n.store.Resurface(l.id, l.epoch, m.MsgID) {
+	switch {
+	case shown:
+		// Shown by a run killed before it stored it, which said so: stored
+		// now, not shown twice.
+		fresh = false
+		l.n.store.MarkShown(l.id, l.epoch, m.MsgID)
+	case !fresh && l.n.confirm && l.n.store.Resurface(l.id, l.epoch, m.MsgID):
 		// Stored by a run killed before it showed it: shown now (the
 		// sender resends it because it was not acknowledged).
 		fresh = true
@@ -177,7 +187,7 @@ func (l *link) settle(commits *[]settling) bool {
 	k := 0
 	for k < len(cs) && ended(cs[k].c) {
 		if err := cs[k].c.Err(); err != nil {
-			l.n.emit(Problem{Err: fmt.Errorf("a message from %s could not be stored, so it was not acknowledged (it will be sent again, and shown again if it was shown): %w", cs[k].from, err)})
+			l.n.emit(Problem{Err: fmt.Errorf("a message from %s could not be stored, so it was not acknowledged (it will be sent again): %w", cs[k].from, err)})
 			l.stopDelivery()
 			l.conn.Close()
 			return false
@@ -301,20 +311,30 @@ func (l *link) stopDelivery() {
 // cannot lose the display). Messages are shown in id order, so every
 // fresh one up to the last shown was shown, and every one delivered is
 // stored. A full write queue leaves it due: the keeper tries again.
+//
+// With ConfirmShown, it also tells the sender how far messages were shown
+// (Ack.Shown), stored or not yet: a kill before their commit then does not
+// show them twice (the sender marks them shown when it sends them again).
 func (l *link) sendAck() {
 	l.rmu.Lock()
 	upto := l.rack
-	if s := l.shown.Load(); l.n.confirm && s < l.rfresh {
+	s := l.shown.Load()
+	if l.n.confirm && s < l.rfresh {
 		upto = min(upto, s)
 	}
-	due := upto > l.rackSent
+	if !l.n.confirm || s <= l.shownSent {
+		s = 0 // told already
+	}
+	due := upto > l.rackSent || s != 0
+	upto = max(upto, l.rackSent)
 	l.rmu.Unlock()
 	if !due {
 		return
 	}
-	if l.conn.Send(transport.Ack{Upto: upto}) == nil {
+	if l.conn.Send(transport.Ack{Upto: upto, Shown: s}) == nil {
 		l.rmu.Lock()
 		l.rackSent = max(l.rackSent, upto)
+		l.shownSent = max(l.shownSent, s)
 		l.rmu.Unlock()
 	}
 }

@@ -288,9 +288,13 @@ func (p *Peer) pushLocked() {
 		return
 	}
 	for p.sent < len(p.outbox) {
+		m := &p.outbox[p.sent].msg
+		if m.MsgID <= p.shownUpto {
+			m.Flags |= transport.ChatShown // sent again: not to be shown again
+		}
 		// By pointer: Send encodes it at once, and a copy in an
 		// interface would cost an allocation per message.
-		if err := l.conn.Send(&p.outbox[p.sent].msg); err != nil {
+		if err := l.conn.Send(m); err != nil {
 			// Full: OnSpace resumes. Closed: the next link resends.
 			return
 		}
@@ -384,6 +388,18 @@ func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 		ids = n.hold(p.ref(), ids)
 	}
 	return ids
+}
+
+// shownBy records that peer p showed every message up to id, stored or
+// not yet (Ack.Shown): should the peer die before it stores them, they go
+// again marked shown, and it does not show them twice.
+func (n *Node) shownBy(p *Peer, id uint64) {
+	if id == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.shownUpto = max(p.shownUpto, id)
+	p.mu.Unlock()
 }
 
 // received records a chat message id from the peer (without a store) and

@@ -100,7 +100,7 @@ func (s *Store) run() {
 		if next == nil {
 			next = make([]op, 0, len(q))
 		}
-		s.queue, s.spare, s.cur = next, nil, newCommit()
+		s.queue, s.spare, s.cur, s.writing = next, nil, newCommit(), c
 		if s.lazy != nil {
 			s.lazy.Stop() // what it waited for is in this commit
 			s.lazy = nil
@@ -122,7 +122,7 @@ func (s *Store) run() {
 		if len(q) >= cap(q)/4 {
 			s.spare = q[:0] // else it is much larger than the traffic: let it go
 		}
-		s.writingNeed = 0
+		s.writingNeed, s.writing = 0, nil
 		if err == nil {
 			s.dur = snap
 			s.ceilingDur = ceilTo

@@ -181,8 +181,10 @@ type Store struct {
 	queue  []op
 	spare  []op    // the queue's other buffer
 	cur    *Commit // the commit the queued operations will be part of
-	mem    state   // with the queue applied
-	dur    state   // as on disk
+	// writing is the commit being written, nil between commits.
+	writing *Commit
+	mem     state // with the queue applied
+	dur     state // as on disk
 	// nextID is the next message id; it never goes back. Ids below
 	// ceilingDur may be used; ceilingWant is written with the next commit.
 	nextID, ceilingDur, ceilingWant uint64
