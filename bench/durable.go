@@ -242,39 +242,57 @@ func durablePairFigures(r *report, h baseline.Hosts, where string, samples, msgs
 type latencies struct{ shown, sent, acked []time.Duration }
 
 // durableLatency sends n messages from a to b, one at a time, each once
-// the last was acknowledged.
+// the last was acknowledged. Events of other messages (those of an earlier
+// throughput turn still coming) are left out.
 func durableLatency(a, b *node, n, size int) (latencies, error) {
 	type ev struct {
 		kind string
+		id   uint64
 		at   time.Time
 	}
-	evs := make(chan ev, 3)
+	// Never blocks a node's events: a flood of stale ones is dropped.
+	evs := make(chan ev, 1<<16)
+	put := func(e ev) {
+		select {
+		case evs <- e:
+		default:
+		}
+	}
 	b.on(func(e peer.Event, at time.Time) {
-		if _, ok := e.(peer.Chat); ok {
-			evs <- ev{"shown", at}
+		if c, ok := e.(peer.Chat); ok {
+			put(ev{"shown", c.MsgID, at})
 		}
 	})
 	a.on(func(e peer.Event, at time.Time) {
-		switch e.(type) {
+		switch e := e.(type) {
 		case peer.Stored:
-			evs <- ev{"sent", at}
+			put(ev{"sent", e.MsgID, at})
 		case peer.Delivered:
-			evs <- ev{"acked", at}
+			put(ev{"acked", e.MsgID, at})
 		}
 	})
 	defer a.on(func(peer.Event, time.Time) {})
 	defer b.on(func(peer.Event, time.Time) {})
+	// Let an earlier turn's messages be acknowledged first.
+	for deadline := time.Now().Add(10 * time.Second); a.PendingCount() > 0 && time.Now().Before(deadline); {
+		time.Sleep(time.Millisecond)
+	}
 	text := fill(size)
 	var l latencies
 	for range n {
 		start := time.Now()
-		if _, err := a.Say(text); err != nil {
+		sent, err := a.Say(text)
+		if err != nil {
 			return l, err
 		}
 		timeout := time.After(10 * time.Second)
-		for seen := 0; seen < 3; seen++ {
+		for seen := 0; seen < 3; {
 			select {
 			case e := <-evs:
+				if e.id != sent.MsgID {
+					continue
+				}
+				seen++
 				d := e.at.Sub(start)
 				switch e.kind {
 				case "shown":
