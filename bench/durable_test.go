@@ -17,7 +17,7 @@ func TestDurableFiguresRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []string{"fdatasync", "one store commit", "durable chat one-way latency p50", "durable chat one-way latency p99",
-		"durable chat throughput", "written through the store", "open + first /history", "a rare word", "a common word"}
+		"durable chat throughput", "until the sender's sent event", "until acknowledged", "written through the store", "open + first /history", "a rare word", "a common word"}
 	for _, w := range want {
 		found := false
 		for _, x := range r.rows {

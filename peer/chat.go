@@ -113,8 +113,27 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 		refused := store.Refused(err)
 		kept = slices.DeleteFunc(slices.Clone(to), func(r Ref) bool { return slices.Contains(refused, r.ID) })
 	}
+	// On its way while its commit runs (ids are leased from a ceiling
+	// already on disk, so a crash never reuses one); the pump reports it
+	// once the commit ends.
+	q := queued{out: out, c: c, to: kept}
+	m := transport.Chat{MsgID: out.ID, Direct: out.Direct, Sent: out.Sent.UnixNano(), Text: out.Text, Flags: out.Flags}
+	for _, r := range kept {
+		n.mu.Lock()
+		p := n.peers[r.ID]
+		n.mu.Unlock()
+		if p == nil {
+			continue // not connected this session: it waits in the store
+		}
+		p.mu.Lock()
+		p.offerLocked(m, out.Queued)
+		if p.link != nil {
+			q.live = append(q.live, p.name)
+		}
+		p.mu.Unlock()
+	}
 	select {
-	case n.pumpq <- queued{out: out, c: c, to: kept}:
+	case n.pumpq <- q:
 	case <-n.ctx.Done():
 		return Sent{}, fmt.Errorf("message not sent: %w", n.ctx.Err())
 	}

@@ -26,6 +26,21 @@
 // other, its unacknowledged messages sent again. So one slow or stopped
 // peer never delays the others, nor the console, nor the keeper.
 //
+// # Durable delivery
+//
+// With a store, a message is on its way to its peers as soon as the store
+// has given it an id, while its commit runs; the Stored event waits for
+// the commit, and a Delivered event never comes before it. A receiver
+// shows a fresh message at once, in order, and acknowledges it only once
+// its own commit is durable (and, with ConfirmShown, once it is shown);
+// with ConfirmShown it tells the sender at once how far it has shown
+// (Ack.Shown), and what the sender sends again is marked shown: a crash
+// of the receiver before its commit does not show a message twice. A
+// commit that fails on the sender takes the message out of the windows
+// (it is not sent again; the Problem says it may have arrived); one that
+// fails on the receiver closes the connection, and the sender sends again
+// what was not acknowledged.
+//
 // # Handshake
 //
 // Both ends send a hello (magic, protocol version, node id, name, UDP port,

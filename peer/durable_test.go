@@ -341,7 +341,15 @@ func TestActionResentFromDisk(t *testing.T) {
 		}
 	}
 	for _, st := range []*store.Store{a.store, b.store} {
-		lines, err := st.History("", 2)
+		// A message is shown while its commit runs: wait for it.
+		var lines []store.Line
+		var err error
+		for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+			lines, err = st.History("", 2)
+			if err != nil || len(lines) == 2 || time.Now().After(deadline) {
+				break
+			}
+		}
 		if err != nil || len(lines) != 2 {
 			t.Fatalf("history: %d lines, %v", len(lines), err)
 		}

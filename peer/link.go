@@ -49,11 +49,16 @@ type link struct {
 	arrivals     []arrival
 	ahead        int
 	arrivalBytes int
-	delivering   bool
-	rclosed      bool
+	// settling counts the messages shown whose commit the delivery
+	// goroutine waits for; rwake tells it of an arrival meanwhile.
+	settling   int
+	rwake      chan struct{}
+	delivering bool
+	rclosed    bool
 	// rack is the highest id delivered, rackSent the highest acked,
-	// rfresh the highest fresh one handed to the events.
-	rack, rackSent, rfresh uint64
+	// rfresh the highest fresh one handed to the events; shownSent is
+	// the highest id told shown (Ack.Shown).
+	rack, rackSent, rfresh, shownSent uint64
 	// shown is the highest id the events' reader confirmed shown
 	// (Config.ConfirmShown); shownCh wakes a wait for it.
 	shown   atomic.Uint64
@@ -266,6 +271,7 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
+		l.n.shownBy(l.p, m.Shown)
 		l.acked = l.n.acked(l.p, m.Upto, l.acked[:0])
 		if len(l.acked) > 0 {
 			who := l.p.ref()

@@ -113,8 +113,11 @@ type Node struct {
 	net     Network
 	store   *store.Store
 	// epoch names this node's sequence of message ids (see Hello.Epoch).
-	epoch   uint64
-	pumpq   chan queued
+	epoch uint64
+	pumpq chan queued
+	// held keeps acknowledgements until the pump reports their message
+	// stored (outbox.go).
+	held    heldAcks
 	connOpt transport.ConnOptions
 	giveUp  time.Duration
 	log     *slog.Logger

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"lanchat/store"
 	"lanchat/transport"
@@ -43,13 +46,73 @@ type outMsg struct {
 	queued time.Time
 }
 
-// queued is a message appended to the store, waiting for its commit
-// before it goes to its recipients.
+// queued is a message appended to the store and on its way to its
+// recipients, whose commit the pump waits for to report it.
 type queued struct {
 	out *store.Out
 	c   *store.Commit
-	// to are the recipients it was queued for.
-	to []Ref
+	// to are the recipients it was queued for; live names those of them
+	// connected when it was offered.
+	to   []Ref
+	live []string
+}
+
+// heldAcks holds the acknowledgements of messages not reported Stored
+// yet: a message goes while its commit runs, and may be acknowledged
+// before it ends, but a Delivered event never comes before the Stored one.
+type heldAcks struct {
+	mu sync.Mutex // protects following
+	// stored is the highest id the pump has reported (Stored, or failed).
+	stored uint64
+	held   []Delivered
+}
+
+// hold splits the ids peer who acknowledged into those reported stored,
+// returned, and those held for the pump to report.
+func (n *Node) hold(who Ref, ids []uint64) []uint64 {
+	h := &n.held
+	first := n.store.FirstID() // lower ids were reported by an earlier run
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	k := len(ids)
+	for k > 0 && ids[k-1] >= first && ids[k-1] > h.stored {
+		k--
+	}
+	for _, id := range ids[k:] {
+		h.held = append(h.held, Delivered{Peer: who, MsgID: id})
+	}
+	return ids[:k]
+}
+
+// reported records that the pump has reported message id, and returns
+// the acknowledgements held for it and before it; none of those of id
+// when its commit failed (failed).
+func (n *Node) reported(id uint64, failed bool) []Delivered {
+	h := &n.held
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.stored = max(h.stored, id)
+	if len(h.held) == 0 {
+		return nil
+	}
+	var due []Delivered
+	keep := h.held[:0]
+	for _, d := range h.held {
+		switch {
+		case d.MsgID > id:
+			keep = append(keep, d)
+		case d.MsgID == id && failed:
+		default:
+			due = append(due, d)
+		}
+	}
+	clear(h.held[len(keep):])
+	h.held = keep
+	if len(h.held) == 0 {
+		h.held = nil
+	}
+	slices.SortStableFunc(due, func(a, b Delivered) int { return cmp.Compare(a.MsgID, b.MsgID) })
+	return due
 }
 
 // queue puts msg in p's outbox (without a store) and, while connected
@@ -68,9 +131,11 @@ func (n *Node) queue(p *Peer, msg transport.Chat) error {
 	return nil
 }
 
-// pump hands each message appended to the store to its recipients once
-// its commit is durable, in the order they were appended, and reports it
-// (Stored) or its failure. It runs until ctx ends.
+// pump reports each message appended to the store, in the order they
+// were appended, once its commit ends: Stored (then the acknowledgements
+// that came before it), or, when the commit failed, a Problem, and the
+// message leaves the windows, not to be sent again. It runs until ctx
+// ends.
 func (n *Node) pump(ctx context.Context) {
 	for {
 		var q queued
@@ -84,29 +149,55 @@ func (n *Node) pump(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		id := q.out.ID
 		if err := q.c.Err(); err != nil {
-			n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
+			for _, r := range q.to {
+				n.mu.Lock()
+				p := n.peers[r.ID]
+				n.mu.Unlock()
+				if p == nil {
+					continue
+				}
+				p.mu.Lock()
+				p.unofferLocked(id)
+				if p.link != nil && !slices.Contains(q.live, p.name) {
+					q.live = append(q.live, p.name) // connected since: it may have gone
+				}
+				p.mu.Unlock()
+			}
+			n.reported(id, true)
+			if len(q.live) == 0 {
+				n.emit(Problem{Err: fmt.Errorf("message not sent, nothing was stored: %w", err)})
+			} else {
+				n.emit(Problem{Err: fmt.Errorf("message %q was not stored on disk: it may have reached %s already, and will not be sent again: %w",
+					clipText(q.out.Text), strings.Join(q.live, ", "), err)})
+			}
 			continue
 		}
-		m := transport.Chat{MsgID: q.out.ID, Direct: q.out.Direct, Sent: q.out.Sent.UnixNano(), Text: q.out.Text, Flags: q.out.Flags}
-		for _, r := range q.to {
-			n.mu.Lock()
-			p := n.peers[r.ID]
-			n.mu.Unlock()
-			if p == nil {
-				continue // not connected this session: it waits on disk
-			}
-			p.mu.Lock()
-			p.offerLocked(m, q.out.Queued)
-			p.mu.Unlock()
+		n.emit(Stored{MsgID: id, Text: q.out.Text, Direct: q.out.Direct, To: q.to, Action: q.out.Flags&transport.ChatAction != 0})
+		for _, d := range n.reported(id, false) {
+			n.emit(d)
 		}
-		n.emit(Stored{MsgID: m.MsgID, Text: m.Text, Direct: m.Direct, To: q.to, Action: m.Flags&transport.ChatAction != 0})
 	}
 }
 
-// offerLocked adds a durable message at the end of the window when it
-// fits and nothing on disk comes before it; otherwise it stays on disk
-// for refill to load.
+// clipText shortens a message's text for a problem about it.
+func clipText(s string) string {
+	const max = 40
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}
+
+// offerLocked adds a message just appended to the store (its commit may
+// still run) at the end of the window when it fits and nothing in the
+// store comes before it; otherwise it stays in the store for refill to
+// load.
 func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	if m.MsgID <= p.lastLoaded {
 		return // refill loaded it already
@@ -120,6 +211,20 @@ func (p *Peer) offerLocked(m transport.Chat, at time.Time) {
 	p.windowBytes += len(m.Text)
 	p.lastLoaded = m.MsgID
 	p.pushLocked()
+}
+
+// unofferLocked takes message id, whose commit failed, out of the window:
+// it is not sent again (it may have been already).
+func (p *Peer) unofferLocked(id uint64) {
+	i, ok := slices.BinarySearchFunc(p.outbox, id, func(o outMsg, id uint64) int { return cmp.Compare(o.msg.MsgID, id) })
+	if !ok {
+		return
+	}
+	p.windowBytes -= len(p.outbox[i].msg.Text)
+	p.outbox = slices.Delete(p.outbox, i, i+1)
+	if i < p.sent {
+		p.sent--
+	}
 }
 
 // testHookRefillRead, when set (tests), runs in refill once it has read
@@ -157,6 +262,9 @@ func (n *Node) refill(p *Peer) {
 			continue // loaded meanwhile: look again
 		}
 		for _, w := range ws {
+			if n.store.Lost(w.ID) {
+				continue // its commit failed since the read: not sent
+			}
 			p.outbox = append(p.outbox, outMsg{msg: transport.Chat{MsgID: w.ID, Direct: w.Direct, Sent: w.Sent.UnixNano(), Text: w.Text, Flags: w.Flags}, queued: w.Queued})
 			p.windowBytes += len(w.Text)
 			p.lastLoaded = w.ID
@@ -180,9 +288,13 @@ func (p *Peer) pushLocked() {
 		return
 	}
 	for p.sent < len(p.outbox) {
+		m := &p.outbox[p.sent].msg
+		if m.MsgID <= p.shownUpto {
+			m.Flags |= transport.ChatShown // sent again: not to be shown again
+		}
 		// By pointer: Send encodes it at once, and a copy in an
 		// interface would cost an allocation per message.
-		if err := l.conn.Send(&p.outbox[p.sent].msg); err != nil {
+		if err := l.conn.Send(m); err != nil {
 			// Full: OnSpace resumes. Closed: the next link resends.
 			return
 		}
@@ -273,8 +385,21 @@ func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 		if spilled {
 			n.refill(p)
 		}
+		ids = n.hold(p.ref(), ids)
 	}
 	return ids
+}
+
+// shownBy records that peer p showed every message up to id, stored or
+// not yet (Ack.Shown): should the peer die before it stores them, they go
+// again marked shown, and it does not show them twice.
+func (n *Node) shownBy(p *Peer, id uint64) {
+	if id == 0 {
+		return
+	}
+	p.mu.Lock()
+	p.shownUpto = max(p.shownUpto, id)
+	p.mu.Unlock()
 }
 
 // received records a chat message id from the peer (without a store) and

@@ -43,6 +43,9 @@ type Peer struct {
 	lastLoaded  uint64
 	spilled     bool
 	spills      uint64
+	// shownUpto is the highest id the peer said it showed (Ack.Shown):
+	// those sent again are marked transport.ChatShown.
+	shownUpto uint64
 	// sent counts the messages at the head of outbox handed to the
 	// current link's write queue; the rest wait for room there.
 	sent int

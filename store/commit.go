@@ -100,16 +100,21 @@ func (s *Store) run() {
 		if next == nil {
 			next = make([]op, 0, len(q))
 		}
-		s.queue, s.spare, s.cur = next, nil, newCommit()
+		s.queue, s.spare, s.cur, s.writing = next, nil, newCommit(), c
 		if s.lazy != nil {
 			s.lazy.Stop() // what it waited for is in this commit
 			s.lazy = nil
 		}
 		snap := s.mem.clone()
 		ceilFrom, ceilTo := s.ceilingDur, s.ceilingWant
+		// Every id under nextID was queued with its message (Append
+		// does both under mu): this commit holds them, or an earlier.
+		upto := s.nextID - 1
+		s.writingNeed, s.pendingNeed = s.pendingNeed, 0
 		s.mu.Unlock()
 
 		err := s.write(q, ceilFrom, ceilTo)
+		s.refreshFree()
 
 		var behind *Commit
 		clear(q) // let the texts go
@@ -117,9 +122,11 @@ func (s *Store) run() {
 		if len(q) >= cap(q)/4 {
 			s.spare = q[:0] // else it is much larger than the traffic: let it go
 		}
+		s.writingNeed, s.writing = 0, nil
 		if err == nil {
 			s.dur = snap
 			s.ceilingDur = ceilTo
+			s.syncedLocked(upto)
 		} else {
 			// What is queued behind was decided on state that is now
 			// lost: fail it too, and go back to what is on disk.
@@ -133,6 +140,8 @@ func (s *Store) run() {
 				s.lazy = nil
 			}
 			s.mem = s.dur.clone()
+			s.pendingNeed = 0
+			s.loseUnsyncedLocked()
 		}
 		s.mu.Unlock()
 		c.finish(err)
@@ -144,6 +153,11 @@ func (s *Store) run() {
 
 // write applies q in one transaction.
 func (s *Store) write(q []op, ceilFrom, ceilTo uint64) error {
+	if h := s.o.BeforeCommit; h != nil {
+		if err := h(); err != nil {
+			return fmt.Errorf("store %s: %w", s.path, diskErr(err))
+		}
+	}
 	fold := s.fold.clone()
 	err := guard(func() error {
 		return s.db.Update(func(tx *bolt.Tx) error {

@@ -13,6 +13,14 @@
 //     commit (disk full, I/O error) fails every operation queued behind it
 //     as well, and the in-memory state goes back to what is on disk, so a
 //     later operation never builds on one that was lost.
+//   - A message appended is listed by Outbox, and removed by Acked, while
+//     its commit runs: it may go to its peers at once. An acknowledgement
+//     that comes before the commit ends is applied after it, never undone
+//     by it. Should the commit fail, Lost reports the message's id.
+//   - Append refuses a message (ErrDiskFull) when the file system's free
+//     space, looked at after each commit and at most 100 ms before, does
+//     not cover what the queued commits may write, with a margin: a
+//     message that went to its peers is seldom lost for want of space.
 //   - Message ids grow strictly across restarts: they are leased in blocks
 //     whose ceiling is on disk before an id under it is handed out, so a
 //     crash at any point never reuses one.

@@ -170,73 +170,103 @@ func TestCorruptFoundLater(t *testing.T) {
 	}
 }
 
-// TestDiskFull fills a small tmpfs: the append that does not fit fails with
-// ErrDiskFull, nothing stored before is lost, and appends work again once
-// there is space.
+// TestDiskFull fills a small tmpfs: the message that does not fit is
+// refused by Append, which looks at the free space (or, with that look
+// blinded, its commit fails with ErrDiskFull); nothing stored before is
+// lost, and appends work again once there is space.
 func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to mount a small tmpfs")
 	}
-	dir := t.TempDir()
-	mnt := filepath.Join(dir, "small")
-	os.Mkdir(mnt, 0o700)
-	if out, err := exec.Command("timeout", "10", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+	tests := []struct {
+		name string
+		// blind makes the store's look at the free space fail: only
+		// the commit finds the disk full.
+		blind bool
+	}{
+		{"refused up front", false},
+		{"commit fails", true},
 	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("timeout", "10", "umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	filler := filepath.Join(mnt, "filler")
-	os.WriteFile(filler, make([]byte, 256<<10), 0o600)
-	path := filepath.Join(mnt, "s.db")
-	s, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			mnt := filepath.Join(dir, "small")
+			os.Mkdir(mnt, 0o700)
+			if out, err := exec.Command("timeout", "10", "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt).CombinedOutput(); err != nil {
+				t.Skipf("cannot mount a tmpfs: %v: %s", err, out)
+			}
+			t.Cleanup(func() {
+				if out, err := exec.Command("timeout", "10", "umount", mnt).CombinedOutput(); err != nil {
+					t.Errorf("umount %s: %v: %s", mnt, err, out)
+				}
+			})
+			filler := filepath.Join(mnt, "filler")
+			os.WriteFile(filler, make([]byte, 256<<10), 0o600)
+			path := filepath.Join(mnt, "s.db")
+			s, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if tt.blind {
+				s.statfs = func(string) (int64, error) { return 0, errors.New("blind") }
+				s.refreshFree()
+			}
+			text := strings.Repeat("x", 2000)
+			stored := 0
+			var full error
+			upFront := false
+			for i := 0; i < 2000 && full == nil; i++ {
+				c, err := s.Append(&Out{To: []Recipient{{ID: pid(1)}}, Text: fmt.Sprint(i, text)})
+				if err != nil {
+					full, upFront = err, true
+					break
+				}
+				if err := c.Wait(t.Context()); err != nil {
+					full = err
+					break
+				}
+				stored++
+			}
+			if !errors.Is(full, ErrDiskFull) {
+				t.Fatalf("after %d appends: %v, want ErrDiskFull", stored, full)
+			}
+			if upFront == tt.blind {
+				t.Fatalf("refused by Append: %v, want %v (%v)", upFront, !tt.blind, full)
+			}
+			if tt.blind && !errors.Is(full, syscall.ENOSPC) {
+				t.Fatalf("commit failed with %v, want ENOSPC", full)
+			}
+			if !strings.Contains(full.Error(), path) || !strings.Contains(full.Error(), "space") {
+				t.Errorf("error %q does not name the store and the space", full)
+			}
+			if stored == 0 {
+				t.Errorf("nothing fitted")
+			}
+			if got := s.PendingOf(pid(1)).Messages; got != stored {
+				t.Fatalf("count %d after the failure, %d stored", got, stored)
+			}
+			if w, _ := s.Outbox(pid(1), 0, 10_000); len(w) != stored {
+				t.Fatalf("outbox %d after the failure, %d stored", len(w), stored)
+			}
+			os.Remove(filler)
+			s.refreshFree()
+			appendTo(t, s, "space again", pid(1))
+			s.Close()
+			s2, err := Open(path, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s2.Close()
+			if name, _ := s2.MovedAside(); name != "" {
+				t.Fatal("moved aside after a full disk")
+			}
+			if w, _ := s2.Outbox(pid(1), 0, 10_000); len(w) != stored+1 || w[len(w)-1].Text != "space again" {
+				t.Fatalf("after reopen %d waiting, want %d", len(w), stored+1)
+			}
+			t.Logf("%d messages of 2 KB fitted; the next failed with: %v", stored, full)
+		})
 	}
-	defer s.Close()
-	text := strings.Repeat("x", 2000)
-	stored := 0
-	var full error
-	for i := 0; i < 2000 && full == nil; i++ {
-		c, err := s.Append(&Out{To: []Recipient{{ID: pid(1)}}, Text: fmt.Sprint(i, text)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Wait(t.Context()); err != nil {
-			full = err
-			break
-		}
-		stored++
-	}
-	if !errors.Is(full, ErrDiskFull) || !errors.Is(full, syscall.ENOSPC) {
-		t.Fatalf("after %d appends: %v, want ErrDiskFull", stored, full)
-	}
-	if !strings.Contains(full.Error(), path) {
-		t.Errorf("error %q does not name the store", full)
-	}
-	if got := s.PendingOf(pid(1)).Messages; got != stored {
-		t.Fatalf("count %d after the failure, %d stored", got, stored)
-	}
-	if w, _ := s.Outbox(pid(1), 0, 10_000); len(w) != stored {
-		t.Fatalf("outbox %d after the failure, %d stored", len(w), stored)
-	}
-	os.Remove(filler)
-	appendTo(t, s, "space again", pid(1))
-	s.Close()
-	s2, err := Open(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s2.Close()
-	if name, _ := s2.MovedAside(); name != "" {
-		t.Fatal("moved aside after a full disk")
-	}
-	if w, _ := s2.Outbox(pid(1), 0, 10_000); len(w) != stored+1 || w[len(w)-1].Text != "space again" {
-		t.Fatalf("after reopen %d waiting, want %d", len(w), stored+1)
-	}
-	t.Logf("%d messages of 2 KB fitted; the next failed with: %v", stored, full)
 }
 
 func FuzzDecode(f *testing.F) {

@@ -91,6 +91,7 @@ func (s *Store) Receive(m In) (fresh bool, c *Commit, err error) {
 			sent: m.Sent.UnixNano(), at: s.o.Now().UnixNano(), text: m.Text, chat: m.Flags}
 		o.seq, o.hist, o.folded, o.bypeer = s.mem.histSeq, h.encode(), fold(m.Text), m.From
 	}
+	s.pendingNeed += needOf(len(m.Text), 0)
 	return true, s.enqueueLocked(o), nil
 }
 
@@ -159,13 +160,32 @@ type Line struct {
 // MaxLines bounds what one History or Search call returns.
 const MaxLines = 10_000
 
+// settle waits, at most Options.CloseWait, for what is queued or being
+// written: a message is shown while its commit runs, and History and
+// Search, which read the file, then find it. A failed commit is not its
+// caller's error: the lines that are on disk are read.
+func (s *Store) settle() {
+	s.mu.Lock()
+	c := s.writing
+	if len(s.queue) > 0 {
+		c = s.cur
+		s.poke() // acknowledgements alone would wait lazyDelay
+	}
+	s.mu.Unlock()
+	if c != nil {
+		s.waitCommit(c)
+	}
+}
+
 // History returns the last n lines (oldest first), of all conversations
 // when peer is "", or of one: what peer sent, and direct messages to it.
+// It waits for the commits under way first (settle).
 func (s *Store) History(peer string, n int) ([]Line, error) {
 	n = min(max(n, 0), MaxLines)
 	if n == 0 {
 		return nil, nil
 	}
+	s.settle()
 	acked := s.ackedSnapshot()
 	var lines []Line
 	err := s.view(func(tx *bolt.Tx) error {
@@ -261,6 +281,7 @@ func (s *Store) Search(peer, text string, limit int) ([]Line, error) {
 	if limit == 0 {
 		return nil, nil
 	}
+	s.settle()
 	acked := s.ackedSnapshot()
 	var lines []Line
 	err := s.view(func(tx *bolt.Tx) error {

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,17 +34,23 @@ type Out struct {
 
 // Append assigns m.ID, checks the bounds of every recipient and queues m
 // for their outboxes (and the history) in the next group commit. It returns
-// at once; the message is durable once the Commit is.
+// at once; the message is durable once the Commit is. From then on Outbox
+// and Acked see it, so it may be sent while its commit runs; should the
+// commit fail, Lost reports its id.
 //
 // A recipient over a bound is left out: the error then joins a *FullError
 // for each (errors.As finds the first; Refused lists them all), and the
-// commit is nil only when no recipient was left. Other errors (bad input,
-// a closed store) queue nothing.
+// commit is nil only when no recipient was left. When the file system has
+// less free space than the queued commits may take, the message is refused
+// (ErrDiskFull). Other errors (bad input, a closed store) queue nothing.
 func (s *Store) Append(m *Out) (*Commit, error) {
 	if err := checkOut(m); err != nil {
 		return nil, fmt.Errorf("message not stored: %w", err)
 	}
 	size := int64(len(m.Text))
+	if s.freeStale() {
+		s.refreshFree()
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.reserveIDLocked(); err != nil {
@@ -75,6 +83,10 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 	}
 	if len(to) == 0 {
 		return nil, errors.Join(refused...)
+	}
+	need := needOf(len(m.Text), len(to))
+	if err := s.checkSpaceLocked(need); err != nil {
+		return nil, err
 	}
 	now := s.o.Now()
 	if m.Sent.IsZero() {
@@ -109,6 +121,9 @@ func (s *Store) Append(m *Out) (*Commit, error) {
 	}
 	s.mem.total.Messages += added.Messages
 	s.mem.total.Bytes += added.Bytes
+	s.pendingNeed += need
+	s.unsynced = append(s.unsynced, unsynced{peers: to, size: len(m.Text),
+		w: Waiting{ID: m.ID, Direct: m.Direct, Text: m.Text, Flags: m.Flags, Sent: m.Sent, Queued: now}})
 	return s.enqueueLocked(o), errors.Join(refused...)
 }
 
@@ -191,12 +206,23 @@ type Waiting struct {
 	Sent, Queued time.Time
 }
 
-// Outbox returns up to max durable messages waiting for peer with ids above
-// afterID, in id order: the window to send. Messages whose commit is still
-// running are not listed yet.
+// Outbox returns up to max messages waiting for peer with ids above
+// afterID, in id order: the window to send. It lists the messages whose
+// commit is still running as well (Append), after those on disk.
 func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) {
+	// Memory first, then the file: a message whose commit ends between
+	// the two is read from the file, never missed.
 	s.mu.Lock()
 	afterID = maxU(afterID, s.mem.peers[peer].ackedUpto)
+	var early []Waiting
+	for _, u := range s.unsyncedAfterLocked(afterID) {
+		if len(early) == max {
+			break
+		}
+		if slices.Contains(u.peers, peer) {
+			early = append(early, u.w)
+		}
+	}
 	s.mu.Unlock()
 	var w []Waiting
 	err := s.view(func(tx *bolt.Tx) error {
@@ -215,7 +241,36 @@ func (s *Store) Outbox(peer string, afterID uint64, max int) ([]Waiting, error) 
 		}
 		return nil
 	})
-	return w, err
+	if err != nil {
+		return nil, err
+	}
+	return mergeByID(w, early, max, func(m Waiting) uint64 { return m.ID }), nil
+}
+
+// unsyncedAfterLocked is the tail of s.unsynced with ids above id.
+func (s *Store) unsyncedAfterLocked(id uint64) []unsynced {
+	i, _ := slices.BinarySearchFunc(s.unsynced, id+1, func(u unsynced, id uint64) int { return cmp.Compare(u.w.ID, id) })
+	return s.unsynced[i:]
+}
+
+// mergeByID merges two lists in id order into one, each id once, at most
+// max long.
+func mergeByID[T any](a, b []T, max int, id func(T) uint64) []T {
+	if len(b) == 0 {
+		return a[:min(len(a), max)]
+	}
+	out := make([]T, 0, min(len(a)+len(b), max))
+	for len(out) < max && (len(a) > 0 || len(b) > 0) {
+		switch {
+		case len(b) == 0 || len(a) > 0 && id(a[0]) < id(b[0]):
+			out, a = append(out, a[0]), a[1:]
+		case len(a) == 0 || id(b[0]) < id(a[0]):
+			out, b = append(out, b[0]), b[1:]
+		default: // the same: committed while read
+			out, a, b = append(out, a[0]), a[1:], b[1:]
+		}
+	}
+	return out
 }
 
 // Acked removes from peer's outbox the messages with ids up to upto, and
@@ -233,6 +288,20 @@ func (s *Store) Acked(peer string, upto uint64) (removed int) {
 		id   uint64
 		size int
 	}
+	// Messages whose commit still runs may be acknowledged already: they
+	// went while it ran. Memory first, then the file, as in Outbox; the
+	// removal is queued after their append, so it is applied after it.
+	var early []entry
+	s.mu.Lock()
+	for _, u := range s.unsyncedAfterLocked(lo) {
+		if u.w.ID > upto {
+			break
+		}
+		if slices.Contains(u.peers, peer) {
+			early = append(early, entry{u.w.ID, u.size})
+		}
+	}
+	s.mu.Unlock()
 	var found []entry
 	err := s.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bOut).Bucket([]byte(peer))
@@ -253,7 +322,11 @@ func (s *Store) Acked(peer string, upto uint64) (removed int) {
 		}
 		return nil
 	})
-	if err != nil || len(found) == 0 {
+	if err != nil {
+		return 0
+	}
+	found = mergeByID(found, early, len(found)+len(early), func(e entry) uint64 { return e.id })
+	if len(found) == 0 {
 		return 0
 	}
 	s.mu.Lock()
@@ -264,8 +337,8 @@ func (s *Store) Acked(peer string, upto uint64) (removed int) {
 	ps := s.mem.peers[peer]
 	from := ps.ackedUpto
 	for _, e := range found {
-		if e.id <= ps.ackedUpto {
-			continue // counted by a concurrent Acked
+		if e.id <= ps.ackedUpto || s.lostLocked(e.id) {
+			continue // counted by a concurrent Acked, or its commit failed
 		}
 		ps.Messages--
 		ps.Bytes -= int64(e.size)

@@ -53,6 +53,10 @@ type Options struct {
 	CloseWait time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// BeforeCommit, when set (tests), runs on the committer before each
+	// commit is written: it may delay it, and an error fails it as a
+	// failed write would.
+	BeforeCommit func() error
 }
 
 func (o Options) withDefaults() Options {
@@ -177,8 +181,10 @@ type Store struct {
 	queue  []op
 	spare  []op    // the queue's other buffer
 	cur    *Commit // the commit the queued operations will be part of
-	mem    state   // with the queue applied
-	dur    state   // as on disk
+	// writing is the commit being written, nil between commits.
+	writing *Commit
+	mem     state // with the queue applied
+	dur     state // as on disk
 	// nextID is the next message id; it never goes back. Ids below
 	// ceilingDur may be used; ceilingWant is written with the next commit.
 	nextID, ceilingDur, ceilingWant uint64
@@ -192,6 +198,31 @@ type Store struct {
 	resurfaced map[string]uint64
 	// lazy wakes the committer for operations queued without waking it.
 	lazy *time.Timer
+	// unsynced are the messages appended and not yet durable, in id
+	// order: Outbox and Acked see them as if they were on disk, since
+	// they go to their peers while their commit runs.
+	unsynced []unsynced
+	// lost holds the ranges of ids whose commit failed (the latest
+	// lostKept of them).
+	lost [][2]uint64
+	// pendingNeed is what the operations queued, and those of the commit
+	// being written (writingNeed), may take on disk.
+	pendingNeed, writingNeed int64
+
+	// free is the space the file system had for this file at the last
+	// look (freeAt, Unix nanoseconds), and freelist what bbolt's list of
+	// free pages takes (written with every commit); -1 when unknown.
+	free, freeAt, freelist atomic.Int64
+	// statfs reports the bytes available to this process on the file
+	// system of path (a variable for tests).
+	statfs func(path string) (int64, error)
+}
+
+// unsynced is a message appended whose commit has not finished.
+type unsynced struct {
+	w     Waiting
+	peers []string
+	size  int // of the text
 }
 
 // Commit is one group commit, shared by every operation queued while the
@@ -269,12 +300,13 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{
 		path: path, o: o, lock: lock,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		cur: newCommit(),
+		cur: newCommit(), statfs: statfs,
 	}
 	if err := s.openDB(); err != nil {
 		lock.Close()
 		return nil, err
 	}
+	s.refreshFree()
 	go s.run()
 	return s, nil
 }

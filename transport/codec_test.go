@@ -19,6 +19,7 @@ const (
 var roundTrips = []Message{
 	Hello{Version: ProtocolVersion, ID: idB, Name: "alice@h1", UDPPort: 4242, Session: 1 << 60, Via: 1, TCPPort: 4243},
 	Ack{Upto: 77},
+	Ack{Upto: 77, Shown: 80},
 	PeerList{Peers: []PeerRef{{ID: idA, Addr: "10.0.0.1:4000"}, {ID: idB, Addr: "[fd00::2]:4001"}}},
 	Beat{},
 	Welcome{Status: WelcomeDuplicate, Reason: "dup"},

@@ -217,6 +217,11 @@ type Chat struct {
 // "* alice waves" rather than "<alice> waves".
 const ChatAction uint8 = 1
 
+// ChatShown marks a message sent again to a receiver that said it had
+// shown it (Ack.Shown) before it acknowledged it: the receiver stores it
+// and does not show it again. It is never stored.
+const ChatShown uint8 = 2
+
 func (Chat) Type() Type { return TypeChat }
 func (m Chat) Append(b []byte) []byte {
 	e := encoder{b}
@@ -239,18 +244,27 @@ func DecodeChat(p []byte) (Chat, error) {
 	return m, d.err
 }
 
-// Ack says that every chat message up to and including Upto has arrived.
-type Ack struct{ Upto uint64 }
+// Ack says that every chat message up to and including Upto has arrived
+// (stored and shown). Shown (appended when not zero; absent from older
+// receivers, read as 0) says that every message up to it was shown,
+// stored or not yet: the sender marks those it sends again ChatShown.
+type Ack struct{ Upto, Shown uint64 }
 
 func (Ack) Type() Type { return TypeAck }
 func (m Ack) Append(b []byte) []byte {
 	e := encoder{b}
 	e.u64(m.Upto)
+	if m.Shown != 0 {
+		e.u64(m.Shown)
+	}
 	return e.b
 }
 func DecodeAck(p []byte) (Ack, error) {
 	d := decoder{b: p, what: "ack"}
 	m := Ack{Upto: d.u64("upto")}
+	if d.err == nil && len(d.b) > 0 {
+		m.Shown = d.u64("shown")
+	}
 	return m, d.err
 }
 
@@ -514,7 +528,7 @@ var specs = []Spec{
 		func(t Type, p []byte) (Message, error) { return DecodeProbe(t, p) }},
 	{TypeProbeAck, "probe ack", Probe{Ack: true, Nonce: 1},
 		func(t Type, p []byte) (Message, error) { return DecodeProbe(t, p) }},
-	{TypeAck, "ack", Ack{Upto: 1},
+	{TypeAck, "ack", Ack{Upto: 1, Shown: 2},
 		func(_ Type, p []byte) (Message, error) { return DecodeAck(p) }},
 	{TypeBeat, "heartbeat", Beat{},
 		func(Type, []byte) (Message, error) { return Beat{}, nil }},
