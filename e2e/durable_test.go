@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +22,26 @@ func shownOnce(t *testing.T, b *burst, from *Node, recvs ...*Node) {
 	for _, r := range recvs {
 		seqs = append(seqs, b.arrivedAt(r).seqs[from.ID]...)
 	}
+	checkShownOnce(t, b, from, recvs[0], seqs)
+}
+
+// shownOnceAcrossKill is shownOnce for a receiver killed (before) and
+// restarted (after), but for the one window README states: a kill that
+// lands between printing a line and telling the sender so shows that
+// line, the last before the kill, once more after the restart.
+func shownOnceAcrossKill(t *testing.T, b *burst, from, before, after *Node) {
+	t.Helper()
+	pre, post := b.arrivedAt(before).seqs[from.ID], b.arrivedAt(after).seqs[from.ID]
+	if len(pre) > 0 && len(post) > 0 && post[0] == pre[len(pre)-1] {
+		t.Logf("the line the kill landed on (#%d) was shown again after the restart (the window README states)", post[0])
+		post = post[1:]
+	}
+	checkShownOnce(t, b, from, before, append(slices.Clone(pre), post...))
+}
+
+func checkShownOnce(t *testing.T, b *burst, from, recv *Node, seqs []int) {
+	t.Helper()
+	recvs := []*Node{recv}
 	want := b.wanted(recvs[0], from, b.n)
 	if len(seqs) != len(want) {
 		seen := map[int]int{}
@@ -144,7 +165,7 @@ func TestStoreReceiverKilled(t *testing.T) {
 	for len(b.arrivedAt(bob).seqs[alice.ID])+len(b.arrivedAt(bob2).seqs[alice.ID]) < b.n && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 	}
-	shownOnce(t, b, alice, bob, bob2)
+	shownOnceAcrossKill(t, b, alice, bob, bob2)
 	t.Logf("bob showed %d before kill -9, %d after his restart", shown, len(b.arrivedAt(bob2).seqs[alice.ID]))
 	waitNoPending(t, alice, faultTimeout)
 	noPanics(t, alice, bob2)
