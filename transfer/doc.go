@@ -46,6 +46,10 @@
 //   - A full disk fails the transfer on both sides with a clear reason
 //     and keeps the partial data; AcceptOffer on the receiver resumes it
 //     (the receiver dials the sender and asks it to go on).
+//   - CPU: the goroutines that move a transfer's data (the sender's
+//     reading and sending, the receiver's reading and writing) run on
+//     threads of their own at nice 10 (background, nice_linux.go): on a
+//     busy machine chat and commands run first.
 //   - Memory is bounded per transfer (a few 256 KiB buffers per side),
 //     whatever the size of the files.
 //

@@ -485,6 +485,7 @@ func createPartial(r *os.Root, name string) (*os.File, error) {
 // renames verified files into place; its acknowledgements go back to the
 // sender.
 func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Ticker) {
+	background()
 	stop := t.stopped()
 	t.mu.Lock()
 	h := t.h

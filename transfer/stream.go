@@ -100,6 +100,7 @@ func (s *stream) fail(err error) {
 func (s *stream) read() {
 	defer close(s.done)
 	var hdr [frameHeader + dataHeader]byte
+	bg := false // running as background, from the first data frame on
 	for {
 		s.c.SetReadDeadline(time.Now().Add(s.idle))
 		typ, n, err := readHeader(s.c, hdr[:])
@@ -146,6 +147,10 @@ func (s *stream) read() {
 		if n <= dataHeader {
 			s.fail(fmt.Errorf("%w: data frame of %d bytes", ErrMalformed, n))
 			return
+		}
+		if !bg {
+			background()
+			bg = true
 		}
 		if _, err := io.ReadFull(s.c, hdr[frameHeader:]); err != nil {
 			s.fail(err)
