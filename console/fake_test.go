@@ -28,6 +28,8 @@ type fakeNode struct {
 	timeOf     func(ctx context.Context, id, via string) (peer.TimeResult, error)
 	connectErr error
 	stats      peer.Stats
+	// pending answers Pending and PendingCount.
+	pending []peer.PendingPeer
 }
 
 func newFake(name string, peers ...peer.Info) *fakeNode {
@@ -123,8 +125,21 @@ func (f *fakeNode) SetAway(away bool, text string) error {
 	f.record("away %v %s", away, text)
 	return nil
 }
-func (f *fakeNode) Pending() []peer.PendingPeer { return nil }
-func (f *fakeNode) PendingCount() int           { return 0 }
+func (f *fakeNode) Pending() []peer.PendingPeer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pending
+}
+
+func (f *fakeNode) PendingCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, p := range f.pending {
+		n += p.Count
+	}
+	return n
+}
 func (f *fakeNode) Time(ctx context.Context, arg, via string) (peer.TimeResult, error) {
 	f.record("time %s %s", arg, via)
 	if f.timeOf == nil {

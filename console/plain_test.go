@@ -416,3 +416,45 @@ func TestWaitPeers(t *testing.T) {
 		t.Fatalf("input read after the wait failed: %q", lonely.called())
 	}
 }
+
+// At the end of piped input, a console waits for deliveries only where
+// they can come: with a store, not for a peer that is away (its messages
+// wait on disk); without one, for every peer, within quitWait.
+func TestEndOfInputWaitsForConnectedPeers(t *testing.T) {
+	away := testPeer("bob")
+	away.State = peer.Away
+	tests := []struct {
+		name    string
+		durable bool
+		peer    peer.Info
+		quick   bool   // Run returns well within quitWait
+		says    string // in the output at the end
+	}{
+		{"store, peer away", true, away, true, "wait on disk"},
+		{"store, peer connected", true, testPeer("bob"), false, "wait on disk"},
+		{"no store, peer away", false, away, false, "leaving with 1 messages not delivered"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // two of them wait out quitWait
+			f := newFake("alice", tc.peer)
+			f.pending = []peer.PendingPeer{{Peer: tc.peer, Count: 1}}
+			r := runConsole(t, f, Config{Durable: tc.durable})
+			start := time.Now()
+			r.in.Close()
+			select {
+			case err := <-r.done:
+				r.done <- err // for runConsole's cleanup
+			case <-time.After(quitWait + 5*time.Second):
+				t.Fatal("console did not stop")
+			}
+			took := time.Since(start)
+			if quick := took < quitWait/2; quick != tc.quick {
+				t.Errorf("stopped after %v, want quick %v", took, tc.quick)
+			}
+			if out := r.out.String(); !strings.Contains(out, tc.says) {
+				t.Errorf("output does not say %q:\n%s", tc.says, out)
+			}
+		})
+	}
+}

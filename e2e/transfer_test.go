@@ -258,8 +258,10 @@ func TestTransferFaults(t *testing.T) {
 	}
 	defer exec.Command("umount", "-l", small).Run()
 	bob2.Quit(t)
+	back := alice.Mark() // alice saw bob come up before: wait for this one
 	bob3 := startNode(t, lan.Host(2), "--name", "bob", "--download-dir", small)
-	meshUp(t, alice, bob3)
+	waitPeerUp(t, alice, back, bob3, "")
+	waitPeerUp(t, bob3, 0, alice, "")
 	mark := alice.Mark()
 	alice.Send(t, "/send bob "+filepath.Join(src, "data.bin"))
 	ev = alice.WaitFrom(t, mark, "the refusal", eventTimeout, func(e Event) bool {
