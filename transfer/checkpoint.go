@@ -144,11 +144,13 @@ func (ck *checkpointer) checkpoint(p ckPoint, last bool) error {
 		return fmt.Errorf("checkpoint: %w", err)
 	}
 	dirs := map[string]bool{}
+	fd := newFolders(m.root)
+	defer fd.close()
 	for i := from; i < next; i++ {
 		if t.entries[i].Dir {
 			continue
 		}
-		if err := m.place(t, i); err != nil {
+		if err := m.place(t, i, fd); err != nil {
 			return err
 		}
 		dirs[path.Dir(t.localRel(i))] = true

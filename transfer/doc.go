@@ -22,8 +22,8 @@
 //     prefix saved: see Options.CheckpointBytes for when). On a restart
 //     it reads the partial file back and checks it against that hash; a
 //     mismatch starts that file again.
-//   - Disk: a received file is flushed to the disk as it arrives, 4 MiB
-//     at a time, and dropped from the page cache once flushed (flush.go):
+//   - Disk: a received file is written out to the disk as it arrives, 4
+//     MiB at a time, and dropped from the page cache once written (flush.go):
 //     other fsyncs on that disk, the chat store's, find little of the
 //     transfer's to write out, and a large file does not push other
 //     files out of memory.
@@ -48,8 +48,10 @@
 //     (the receiver dials the sender and asks it to go on).
 //   - CPU: the goroutines that move a transfer's data (the sender's
 //     reading and sending, the receiver's reading and writing) run on
-//     threads of their own at nice 10 (background, nice_linux.go): on a
-//     busy machine chat and commands run first.
+//     threads of their own at nice 10 (background, nice_linux.go), each
+//     with a Go processor of its own while it runs (procs.go): on a busy
+//     machine chat and commands run first, and never wait for a processor
+//     a data goroutine holds.
 //   - Memory is bounded per transfer (a few 256 KiB buffers per side),
 //     whatever the size of the files.
 //

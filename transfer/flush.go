@@ -5,9 +5,10 @@ import (
 	"os"
 )
 
-// Received data is made durable as it arrives, a window at a time, by a
-// goroutine of the session's, the flusher: the receiving goroutine hands
-// it the position each time a window is full, and goes on.
+// Received data is written out to the disk as it arrives, a window at a
+// time, by a goroutine of the session's, the flusher: the receiving
+// goroutine hands it the position each time a window is full, and goes
+// on.
 //
 // Why: an fsync on a disk with a write cache (an SSD, a virtual disk)
 // writes out everything written to that disk since the last one, not
@@ -15,11 +16,14 @@ import (
 // partial file left to the page cache and to checkpoints, each of those
 // fsyncs would pay for the megabytes the transfer wrote since the last
 // flush, and the page cache would write the rest in bursts that stall
-// every fsync for a while. Flushing its own data in small windows, the
-// transfer pays for its writes itself, and other fsyncs find little to
-// wait for. A window flushed is dropped from the page cache: a large
-// file received does not push the user's files out of memory, and the
-// pages are reused at once (fresh ones cost more to fill).
+// every fsync for a while. Writing its own data out in small windows,
+// the transfer pays for its writes itself, and other fsyncs find little
+// to wait for. It writes the data only (sync_file_range), without the
+// journal commit and the flush of the disk's cache an fdatasync of each
+// window would add, which other fsyncs would queue behind. A window
+// written out is dropped from the page cache: a large file received
+// does not push the user's files out of memory, and the pages are reused
+// at once (fresh ones cost more to fill).
 //
 // The flusher is not what makes a checkpoint durable (the checkpointer
 // syncs what a checkpoint covers itself); it only keeps the data moving
@@ -45,8 +49,8 @@ type flusher struct {
 	handed int64
 }
 
-// flushReq asks for name's data before upTo to be made durable, and
-// from to upTo dropped from the cache.
+// flushReq asks for name's data from from to to to be written out and
+// dropped from the cache.
 type flushReq struct {
 	name     string
 	from, to int64

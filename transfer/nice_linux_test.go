@@ -27,7 +27,7 @@ func TestBackgroundStaysOnItsThread(t *testing.T) {
 	got := make(chan int)
 	for range 4 {
 		go func() {
-			background()
+			defer background()()
 			got <- threadNice(t)
 		}()
 		if n := <-got; n != transferNice && n != base {

@@ -485,7 +485,7 @@ func createPartial(r *os.Root, name string) (*os.File, error) {
 // renames verified files into place; its acknowledgements go back to the
 // sender.
 func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Ticker) {
-	background()
+	defer background()()
 	stop := t.stopped()
 	t.mu.Lock()
 	h := t.h
@@ -724,11 +724,13 @@ func (m *Manager) recoverReceive(t *tx) {
 	t.mu.Lock()
 	from, to := t.renamed, t.durNext
 	t.mu.Unlock()
+	fd := newFolders(m.root)
+	defer fd.close()
 	for i := from; i < to; i++ {
 		if t.entries[i].Dir {
 			continue
 		}
-		if err := m.place(t, i); err != nil {
+		if err := m.place(t, i, fd); err != nil {
 			m.log.Warn("transfer: finish renaming a verified file", "id", t.id, "file", t.entries[i].Path, "err", err)
 			return
 		}
@@ -742,18 +744,28 @@ func (m *Manager) recoverReceive(t *tx) {
 }
 
 // place renames entry i's verified partial file into place without ever
-// replacing anything: it links the new name (which fails if the name is
-// taken; then "name (1).ext" and so on) and removes the partial name. A
-// link that exists already to the same file (a crash between the two
-// steps) counts as done.
-func (m *Manager) place(t *tx, i int) error {
-	r := m.root
+// replacing anything (then "name (1).ext" and so on): with one rename
+// that fails if the name is taken where the system has it, else by
+// linking the new name and removing the partial one. A name that exists
+// already as the same file (a crash between the link and the removal)
+// counts as done. d holds the folders opened for a run of placements
+// (nil: opened for this one).
+func (m *Manager) place(t *tx, i int, d *folders) error {
+	if d == nil {
+		d = newFolders(m.root)
+		defer d.close()
+	}
 	tmp := partialName(t.id, i)
+	want := t.localRel(i)
+	dir, base := path.Split(want)
+	done, err := m.placeRename(t, i, d, tmp, dir, base)
+	if done || err != nil {
+		return err
+	}
+	r := m.root
 	if _, err := r.Lstat(tmp); errors.Is(err, fs.ErrNotExist) {
 		return nil // placed before a restart
 	}
-	want := t.localRel(i)
-	dir, base := path.Split(want)
 	for n := 0; n <= 10000; n++ {
 		name := want
 		if n > 0 {
@@ -789,6 +801,98 @@ func (m *Manager) place(t *tx, i int) error {
 	return fmt.Errorf("place %q: every variant of the name is taken", want)
 }
 
+// placeRename is place with renameNoReplace, in folders opened once;
+// done is false (and err nil) when the system cannot rename so.
+func (m *Manager) placeRename(t *tx, i int, d *folders, tmp, dir, base string) (done bool, err error) {
+	pd, err := d.get(path.Dir(tmp))
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil // the partial folder is gone: placed before a restart
+		}
+		return true, fmt.Errorf("place %q: %w", dir+base, err)
+	}
+	dd, err := d.get(dir)
+	if err != nil {
+		return true, fmt.Errorf("place %q: %w", dir+base, err)
+	}
+	from := path.Base(tmp)
+	for n := 0; n <= 10000; n++ {
+		name := base
+		if n > 0 {
+			name = variant(base, n, false)
+		}
+		err := renameNoReplace(pd, from, dd, name)
+		switch {
+		case err == nil:
+			m.placed(t, i, dir+name, dir+base)
+			return true, nil
+		case renameNoReplaceUnsupported(err):
+			return false, nil
+		case errors.Is(err, fs.ErrExist):
+			if !sameFile(m.root, tmp, dir+name) {
+				continue
+			}
+			if err := m.root.Remove(tmp); err != nil {
+				return true, fmt.Errorf("remove partial file of %q: %w", dir+name, err)
+			}
+			m.placed(t, i, dir+name, dir+base)
+			return true, nil
+		case errors.Is(err, fs.ErrNotExist):
+			if _, lerr := m.root.Lstat(tmp); errors.Is(lerr, fs.ErrNotExist) {
+				return true, nil // placed before a restart
+			}
+			return true, fmt.Errorf("place %q: %w", dir+name, err)
+		default:
+			return true, fmt.Errorf("place %q: %w", dir+name, err)
+		}
+	}
+	return true, fmt.Errorf("place %q: every variant of the name is taken", dir+base)
+}
+
+// folders holds folders of the download folder opened for a run of
+// placements: a name in an open folder is one step, where a path through
+// the root walks (opens and closes) every folder on the way.
+type folders struct {
+	r    *os.Root
+	open map[string]*os.File
+}
+
+// maxOpenFolders bounds the folders a run keeps open.
+const maxOpenFolders = 64
+
+func newFolders(r *os.Root) *folders { return &folders{r: r, open: map[string]*os.File{}} }
+
+// get opens dir ("" or "a/b/", relative to the root) or returns it open.
+func (d *folders) get(dir string) (*os.File, error) {
+	dir = strings.TrimSuffix(dir, "/")
+	if dir == "" {
+		dir = "."
+	}
+	if f := d.open[dir]; f != nil {
+		return f, nil
+	}
+	if len(d.open) >= maxOpenFolders {
+		d.close()
+	}
+	f, err := d.r.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a folder", dir)
+	}
+	d.open[dir] = f
+	return f, nil
+}
+
+func (d *folders) close() {
+	for k, f := range d.open {
+		f.Close()
+		delete(d.open, k)
+	}
+}
+
 func (m *Manager) placed(t *tx, i int, name, want string) {
 	if name == want {
 		return
@@ -822,9 +926,11 @@ func (m *Manager) cleanup(t *tx) {
 	if !prepared {
 		return
 	}
+	fd := newFolders(m.root)
+	defer fd.close()
 	for i := from; i < to && i < len(t.entries); i++ {
 		if !t.entries[i].Dir {
-			if err := m.place(t, i); err != nil {
+			if err := m.place(t, i, fd); err != nil {
 				m.log.Warn("transfer: place a verified file", "id", t.id, "err", err)
 			}
 		}

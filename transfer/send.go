@@ -378,7 +378,7 @@ answer:
 
 	// From here on this goroutine sends data; it keeps its thread until
 	// the transfer ends (see background).
-	background()
+	defer background()()
 	ctx, cancel := context.WithCancel(m.ctx)
 	items := make(chan sendItem, poolBuffers)
 	free := make(chan []byte, poolBuffers)
@@ -398,7 +398,7 @@ answer:
 	pwg.Add(1)
 	go func() {
 		defer pwg.Done()
-		background()
+		defer background()()
 		t.produce(ctx, next, off, h, verified, items, free)
 	}()
 	defer pwg.Wait()

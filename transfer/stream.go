@@ -149,7 +149,7 @@ func (s *stream) read() {
 			return
 		}
 		if !bg {
-			background()
+			defer background()()
 			bg = true
 		}
 		if _, err := io.ReadFull(s.c, hdr[frameHeader:]); err != nil {
