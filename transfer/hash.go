@@ -94,3 +94,16 @@ type b3 struct{ h *blake3.Hasher }
 func (b *b3) Write(p []byte) { b.h.Write(p) }
 func (b *b3) Sum() []byte    { return b.h.Sum(nil) }
 func (b *b3) Clone() hasher  { return &b3{h: b.h.Clone()} }
+
+// copyHash returns a copy of h's state, made in dst when dst is of the
+// same kind (no allocation: a BLAKE3 state is 11 KB, and a sender keeps
+// one per chunk sent), else a new one.
+func copyHash(dst, h hasher) hasher {
+	if s, ok := h.(*b3); ok {
+		if d, ok := dst.(*b3); ok {
+			*d.h = *s.h
+			return d
+		}
+	}
+	return h.Clone()
+}

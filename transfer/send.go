@@ -657,6 +657,8 @@ func (m *Manager) acked(t *tx, a ackMsg) error {
 	for _, sn := range t.snaps {
 		if sn.index > next || sn.index == next && sn.offset >= off {
 			keep = append(keep, sn)
+		} else if len(t.spare) < maxSnaps {
+			t.spare = append(t.spare, sn.h)
 		}
 	}
 	clear(t.snaps[len(keep):])
@@ -679,13 +681,21 @@ const maxSnaps = 128
 
 func (t *tx) addSnap(index int, offset int64, h hasher) {
 	t.mu.Lock()
+	var dst hasher
+	if n := len(t.spare); n > 0 {
+		dst, t.spare[n-1], t.spare = t.spare[n-1], nil, t.spare[:n-1]
+	}
+	t.mu.Unlock()
+	c := copyHash(dst, h)
+	t.mu.Lock()
 	if len(t.snaps) >= maxSnaps {
 		// Keep the oldest (likely the receiver's durable point) and
 		// drop the next one.
+		t.spare = append(t.spare, t.snaps[1].h)
 		copy(t.snaps[1:], t.snaps[2:])
 		t.snaps = t.snaps[:len(t.snaps)-1]
 	}
-	t.snaps = append(t.snaps, snap{index: index, offset: offset, h: h})
+	t.snaps = append(t.snaps, snap{index: index, offset: offset, h: c})
 	t.mu.Unlock()
 }
 
@@ -862,7 +872,7 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 			hh.Write(data)
 			putDataHeader(buf, uint32(i), pos, n)
 			pos += int64(n)
-			t.addSnap(i, pos, hh.Clone())
+			t.addSnap(i, pos, hh)
 			if !put(sendItem{kind: itemData, buf: buf[:frameHeader+dataHeader+n], n: n}) {
 				f.Close()
 				return
@@ -941,7 +951,7 @@ func (m *Manager) complete(t *tx) {
 	t.state = StateDone
 	t.ended = time.Now()
 	t.done, t.filesDone = t.total, t.files
-	t.snaps = nil
+	t.snaps, t.spare = nil, nil
 	close(t.stop)
 	info := t.infoLocked()
 	files := make([]FileResult, 0, t.files)

@@ -70,6 +70,7 @@ type tx struct {
 	ackNext   int
 	ackOffset int64
 	snaps     []snap
+	spare     []hasher // states of snapshots dropped, to copy the next ones into
 	// Receiver: the durable position (see record), the in-memory one
 	// (next, offset, h: all bytes written and hashed), names.
 	durNext   int
