@@ -804,14 +804,14 @@ func (m *Manager) place(t *tx, i int, d *folders) error {
 // placeRename is place with renameNoReplace, in folders opened once;
 // done is false (and err nil) when the system cannot rename so.
 func (m *Manager) placeRename(t *tx, i int, d *folders, tmp, dir, base string) (done bool, err error) {
-	pd, err := d.get(path.Dir(tmp))
+	pd, err := d.get(path.Dir(tmp), nil)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return true, nil // the partial folder is gone: placed before a restart
 		}
 		return true, fmt.Errorf("place %q: %w", dir+base, err)
 	}
-	dd, err := d.get(dir)
+	dd, err := d.get(dir, pd)
 	if err != nil {
 		return true, fmt.Errorf("place %q: %w", dir+base, err)
 	}
@@ -863,7 +863,8 @@ const maxOpenFolders = 64
 func newFolders(r *os.Root) *folders { return &folders{r: r, open: map[string]*os.File{}} }
 
 // get opens dir ("" or "a/b/", relative to the root) or returns it open.
-func (d *folders) get(dir string) (*os.File, error) {
+// Making room, it closes the folders it holds, except keep.
+func (d *folders) get(dir string, keep *os.File) (*os.File, error) {
 	dir = strings.TrimSuffix(dir, "/")
 	if dir == "" {
 		dir = "."
@@ -872,7 +873,12 @@ func (d *folders) get(dir string) (*os.File, error) {
 		return f, nil
 	}
 	if len(d.open) >= maxOpenFolders {
-		d.close()
+		for k, f := range d.open {
+			if f != keep {
+				f.Close()
+				delete(d.open, k)
+			}
+		}
 	}
 	f, err := d.r.Open(dir)
 	if err != nil {
