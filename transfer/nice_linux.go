@@ -7,18 +7,13 @@ import (
 )
 
 // transferNice is the nice value of the threads that move a transfer's
-// data, which also run under SCHED_IDLE (see background): when chat or
-// a command has work, the kernel runs it first, and the transfer takes
-// the CPU time left. The nice value is what is left of the priority
-// where SCHED_IDLE is refused.
+// data: when chat or a command has work, the kernel runs it first, and
+// the transfer takes the CPU time left.
 const transferNice = 10
 
 // background runs the calling goroutine, until it exits, on a thread of
-// its own under SCHED_IDLE and at nice transferNice (what the kernel
-// refuses is left as it was), and adds a Go processor for it until done
-// is called (procs.go). Under SCHED_IDLE a thread that wakes up with
-// normal priority (chat, a command) takes the CPU from the transfer at
-// once; at nice 10 alone it could wait for the scheduler's next tick.
+// its own at nice transferNice (if the kernel refuses, at the priority it
+// had), and adds a Go processor for it until done is called (procs.go).
 // The priority is never undone, since an unprivileged process cannot
 // raise a thread's priority back: a goroutine that exits locked to its
 // thread takes the thread with it, so the priority never reaches another
@@ -28,6 +23,5 @@ const transferNice = 10
 func background() (done func()) {
 	runtime.LockOSThread()
 	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), transferNice)
-	unix.SchedSetAttr(0, &unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE, Nice: transferNice}, 0)
 	return addProc()
 }
