@@ -229,12 +229,11 @@ func (s *Store) collect(tx *bolt.Tx, hist *bolt.Bucket, b foldBlock, i int, peer
 // eachLine calls f for the lines of the search index, newest first: every
 // line, or with q those whose text contains q, until f says stop.
 func (s *Store) eachLine(tx *bolt.Tx, f func(b foldBlock, i int) (bool, error), q []byte) error {
-	c := tx.Bucket(bFold).Cursor()
 	var idx []int
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+	return scanFold(tx, func(k, v []byte) (bool, error) {
 		b, err := decodeFold(k, v)
 		if err != nil {
-			return fmt.Errorf("%w: search index block %x: %w", ErrCorrupt, k, err)
+			return false, fmt.Errorf("%w: search index block %x: %w", ErrCorrupt, k, err)
 		}
 		idx = idx[:0]
 		if q == nil {
@@ -262,11 +261,11 @@ func (s *Store) eachLine(tx *bolt.Tx, f func(b foldBlock, i int) (bool, error), 
 		for j := len(idx) - 1; j >= 0; j-- {
 			more, err := f(b, idx[j])
 			if err != nil || !more {
-				return err
+				return false, err
 			}
 		}
-	}
-	return nil
+		return true, nil
+	})
 }
 
 // Search returns up to limit lines whose text contains text, ignoring case
