@@ -36,6 +36,15 @@ func (s *Store) MarkShown(from string, epoch, id uint64) {
 	}
 	rr.shown = min(id, rr.last)
 	s.mem.senders[from] = rr
+	if n := len(s.queue); n > 0 && s.queue[n-1].kind == opRecv && s.queue[n-1].peer == from {
+		// The last operation queued is this sender's (a message received
+		// or shown): the commit writes the sender's record as the last of
+		// its operations left it, so that one carries the mark, and a
+		// stream of messages shown one by one queues one operation each,
+		// not two.
+		s.queue[n-1].rr = rr
+		return
+	}
 	s.enqueueLocked(op{kind: opRecv, peer: from, rr: rr})
 }
 

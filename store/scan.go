@@ -34,9 +34,13 @@ const (
 	bucketLeafFlag = 0x01
 	// maxTreeDepth bounds the walk down a damaged file's pages.
 	maxTreeDepth = 32
-	// leafGuess is how many pages a leaf is read with at first: the
-	// index's blocks take two pages each, and a leaf holds up to four.
-	leafGuess = 8
+	// firstGuess is how many pages a page is read with at first: the
+	// index's blocks take two pages each, and bbolt splits a leaf of more
+	// than four into leaves of two (the last may hold up to four). Then
+	// the size of the last leaf read is the guess: too short costs a
+	// second read, too long copies pages for nothing (the copy is most
+	// of a search's cost).
+	firstGuess = 4
 )
 
 var native = binary.NativeEndian
@@ -47,6 +51,7 @@ type pageReader struct {
 	pageSize int
 	pages    uint64 // the transaction's high-water mark: ids below it
 	leaf     []byte // the buffer leaves are read into, reused
+	guess    int    // pages to read a page with at first
 }
 
 // read reads page id with its overflow into buf (grown as needed), and
@@ -94,7 +99,7 @@ func (r *pageReader) walk(id uint64, depth int, f func(k, v []byte) (bool, error
 	if depth > maxTreeDepth {
 		return false, damage("pages nested deeper than %d", maxTreeDepth)
 	}
-	p, flags, count, err := r.read(id, r.leaf, leafGuess)
+	p, flags, count, err := r.read(id, r.leaf, r.guess)
 	if err != nil {
 		return false, err
 	}
@@ -112,7 +117,7 @@ func (r *pageReader) walk(id uint64, depth int, f func(k, v []byte) (bool, error
 		}
 		return true, nil
 	case leafPageFlag:
-		r.leaf = p[:cap(p)]
+		r.leaf, r.guess = p[:cap(p)], len(p)/r.pageSize
 		for i := count - 1; i >= 0; i-- {
 			e := p[pageHeader+i*pageElement:]
 			eflags, pos, ksize, vsize := native.Uint32(e), uint64(native.Uint32(e[4:])), uint64(native.Uint32(e[8:])), uint64(native.Uint32(e[12:]))
@@ -152,7 +157,7 @@ func scanFold(tx *bolt.Tx, f func(k, v []byte) (bool, error)) error {
 		return fmt.Errorf("reading the search index: %w", err)
 	}
 	defer file.Close()
-	r := pageReader{f: file, pageSize: tx.DB().Info().PageSize}
+	r := pageReader{f: file, pageSize: tx.DB().Info().PageSize, guess: firstGuess}
 	if r.pageSize < pageHeader+pageElement {
 		return damage("page size %d", r.pageSize)
 	}
