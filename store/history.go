@@ -370,7 +370,8 @@ func (s *Store) line(tx *bolt.Tx, hist *bolt.Bucket, k []byte, acked map[string]
 
 // dropPages lets go of the pages of the file that a scan mapped in: they
 // stay in the page cache, but no longer count in the process's resident
-// memory (a search of a large history touches most of the file). It must
+// memory. The search index is read with pread (scanFold), but the lines
+// found, up to MaxLines of them, are read through the mapping. It must
 // run inside a transaction, which keeps bbolt from remapping the file.
 func dropPages(tx *bolt.Tx) {
 	addr := tx.DB().Info().Data
