@@ -70,8 +70,10 @@ type link struct {
 	acked []uint64
 	// ackIn is the acknowledgement read and not applied yet (only the
 	// reader uses it): acknowledgements are cumulative, and those read
-	// in one burst are applied once, when no more input is waiting.
-	ackIn transport.Ack
+	// in one burst are applied once, when no more input is waiting, or
+	// after ackHeldFrames frames of a stream that never pauses.
+	ackIn       transport.Ack
+	ackInFrames int
 	// lastHeard and lastUDP are when anything (any frame or datagram),
 	// and an authentic datagram, last arrived: Unix nanoseconds.
 	lastHeard, lastUDP atomic.Int64
@@ -210,7 +212,7 @@ func (l *link) readLoop() string {
 				"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
 			return fmt.Sprintf("protocol error: %v", err)
 		}
-		if !l.conn.Buffered() {
+		if l.ackInFrames++; l.ackInFrames >= ackHeldFrames || !l.conn.Buffered() {
 			l.applyAck()
 		}
 		// One cumulative acknowledgement covers a burst: it goes once no
@@ -228,11 +230,16 @@ func (l *link) readLoop() string {
 	}
 }
 
+// ackHeldFrames bounds how many frames an acknowledgement read waits
+// behind before it is applied.
+const ackHeldFrames = 256
+
 // applyAck applies the acknowledgements read since the last call: a
 // receiver acknowledges as it shows and stores, often one message at a
 // time, and each costs the sender a look at its store.
 func (l *link) applyAck() {
 	m := l.ackIn
+	l.ackInFrames = 0
 	if m == (transport.Ack{}) {
 		return
 	}
