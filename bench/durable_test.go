@@ -1,11 +1,13 @@
 package bench
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"lanchat/bench/baseline"
+	"lanchat/store"
 )
 
 // The durable rows run, at a small scale: a few hundred messages between
@@ -60,5 +62,30 @@ func BenchmarkDurableChat(b *testing.B) {
 	b.ResetTimer()
 	if _, err := chatThroughput(dp.ns[1], dp.ns[0], b.N, 64); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkHistorySearch: one op is a /search of the rare word over the
+// bench's history of a million lines (built once, in $TMPDIR), as the
+// "/search over 1M lines" row measures it: for profiling the search.
+func BenchmarkHistorySearch(b *testing.B) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "store.db")
+	if err := buildHistory(path, 1_000_000); err != nil {
+		b.Fatal(err)
+	}
+	st, err := store.Open(path, store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	for _, w := range []string{rareWord, commonWord} {
+		b.Run(w, func(b *testing.B) {
+			for range b.N {
+				if _, err := st.Search("", w, 100); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

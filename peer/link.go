@@ -68,6 +68,12 @@ type link struct {
 	// acked holds the ids of the messages an ack delivered, for the
 	// reader to report; reused from ack to ack.
 	acked []uint64
+	// ackIn is the acknowledgement read and not applied yet (only the
+	// reader uses it): acknowledgements are cumulative, and those read
+	// in one burst are applied once, when no more input is waiting, or
+	// after ackHeldFrames frames of a stream that never pauses.
+	ackIn       transport.Ack
+	ackInFrames int
 	// lastHeard and lastUDP are when anything (any frame or datagram),
 	// and an authentic datagram, last arrived: Unix nanoseconds.
 	lastHeard, lastUDP atomic.Int64
@@ -192,10 +198,12 @@ func (l *link) readLoop() string {
 		t, payload, err := l.conn.Read(time.Time{})
 		at := time.Now()
 		if err != nil {
+			l.applyAck()
 			return l.endReason(err)
 		}
 		l.heard(at)
 		if err := l.handleFrame(t, payload, at); err != nil {
+			l.applyAck()
 			if errors.Is(err, errNotStored) {
 				l.n.emit(Problem{Err: fmt.Errorf("%s: %w", l.name(), err)})
 				return err.Error()
@@ -203,6 +211,9 @@ func (l *link) readLoop() string {
 			l.n.log.Warn("closing connection after a protocol error",
 				"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
 			return fmt.Sprintf("protocol error: %v", err)
+		}
+		if l.ackInFrames++; l.ackInFrames >= ackHeldFrames || !l.conn.Buffered() {
+			l.applyAck()
 		}
 		// One cumulative acknowledgement covers a burst: it goes once no
 		// more input is waiting. A full queue keeps it due: the next
@@ -216,6 +227,36 @@ func (l *link) readLoop() string {
 				return l.endReason(err)
 			}
 		}
+	}
+}
+
+// ackHeldFrames bounds how many frames an acknowledgement read waits
+// behind before it is applied.
+const ackHeldFrames = 256
+
+// applyAck applies the acknowledgements read since the last call: a
+// receiver acknowledges as it shows and stores, often one message at a
+// time, and each costs the sender a look at its store.
+func (l *link) applyAck() {
+	m := l.ackIn
+	l.ackInFrames = 0
+	if m == (transport.Ack{}) {
+		return
+	}
+	l.ackIn = transport.Ack{}
+	l.n.shownBy(l.p, m.Shown)
+	if m.Upto == 0 {
+		return
+	}
+	l.acked = l.n.acked(l.p, m.Upto, l.acked[:0])
+	if len(l.acked) > 0 {
+		who := l.p.ref()
+		for _, id := range l.acked {
+			l.n.emit(Delivered{Peer: who, MsgID: id})
+		}
+	}
+	if cap(l.acked) > 64 {
+		l.acked = nil // a burst's worth: not kept for the quiet after it
 	}
 }
 
@@ -271,17 +312,8 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
-		l.n.shownBy(l.p, m.Shown)
-		l.acked = l.n.acked(l.p, m.Upto, l.acked[:0])
-		if len(l.acked) > 0 {
-			who := l.p.ref()
-			for _, id := range l.acked {
-				l.n.emit(Delivered{Peer: who, MsgID: id})
-			}
-		}
-		if cap(l.acked) > 64 {
-			l.acked = nil // a burst's worth: not kept for the quiet after it
-		}
+		// Applied by the reader once the input runs dry (applyAck).
+		l.ackIn.Upto, l.ackIn.Shown = max(l.ackIn.Upto, m.Upto), max(l.ackIn.Shown, m.Shown)
 	case transport.TypeBeat:
 		// Only a sign of life: heard above.
 	case transport.TypePeerList:

@@ -64,7 +64,10 @@ type heldAcks struct {
 	mu sync.Mutex // protects following
 	// stored is the highest id the pump has reported (Stored, or failed).
 	stored uint64
-	held   []Delivered
+	// held is in id order (in the order they came for one id), so that
+	// the pump, which reports every message, takes those due from the
+	// front rather than looking through all of them each time.
+	held []Delivered
 }
 
 // hold splits the ids peer who acknowledged into those reported stored,
@@ -79,39 +82,43 @@ func (n *Node) hold(who Ref, ids []uint64) []uint64 {
 		k--
 	}
 	for _, id := range ids[k:] {
-		h.held = append(h.held, Delivered{Peer: who, MsgID: id})
+		d := Delivered{Peer: who, MsgID: id}
+		if len(h.held) == 0 || h.held[len(h.held)-1].MsgID <= id {
+			h.held = append(h.held, d) // the usual case: one peer, ids growing
+			continue
+		}
+		// After every one of the same id or lower (acknowledgements of
+		// several peers interleave).
+		i, _ := slices.BinarySearchFunc(h.held, id+1, func(d Delivered, id uint64) int { return cmp.Compare(d.MsgID, id) })
+		h.held = slices.Insert(h.held, i, d)
 	}
 	return ids[:k]
 }
 
 // reported records that the pump has reported message id, and returns
-// the acknowledgements held for it and before it; none of those of id
-// when its commit failed (failed).
+// the acknowledgements held for it and before it, in id order; none of
+// those of id when its commit failed (failed).
 func (n *Node) reported(id uint64, failed bool) []Delivered {
 	h := &n.held
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.stored = max(h.stored, id)
-	if len(h.held) == 0 {
+	if len(h.held) == 0 || h.held[0].MsgID > id {
 		return nil
 	}
-	var due []Delivered
-	keep := h.held[:0]
-	for _, d := range h.held {
-		switch {
-		case d.MsgID > id:
-			keep = append(keep, d)
-		case d.MsgID == id && failed:
-		default:
-			due = append(due, d)
+	k, _ := slices.BinarySearchFunc(h.held, id+1, func(d Delivered, id uint64) int { return cmp.Compare(d.MsgID, id) })
+	due := make([]Delivered, 0, k)
+	for _, d := range h.held[:k] {
+		if d.MsgID == id && failed {
+			continue
 		}
+		due = append(due, d)
 	}
-	clear(h.held[len(keep):])
-	h.held = keep
+	clear(h.held[:k]) // let the refs go
+	h.held = h.held[k:]
 	if len(h.held) == 0 {
 		h.held = nil
 	}
-	slices.SortStableFunc(due, func(a, b Delivered) int { return cmp.Compare(a.MsgID, b.MsgID) })
 	return due
 }
 
@@ -371,10 +378,13 @@ func (n *Node) acked(p *Peer, upto uint64, ids []uint64) []uint64 {
 		p.windowBytes -= len(p.outbox[i].msg.Text)
 		i++
 	}
-	k := copy(p.outbox, p.outbox[i:])
-	clear(p.outbox[k:]) // let the texts go
-	p.outbox = p.outbox[:k]
-	if k == 0 && cap(p.outbox) > 64 {
+	// Resliced, not copied down: acknowledgements come a few messages at
+	// a time, and copying the rest of a full window for each costs more
+	// than the rest of the delivery. append moves the window to a new
+	// array once it reaches the end of this one.
+	clear(p.outbox[:i]) // let the texts go
+	p.outbox = p.outbox[i:]
+	if len(p.outbox) == 0 && cap(p.outbox) > 64 {
 		p.outbox = nil // a burst's worth: not kept for the quiet after it
 	}
 	p.sent = max(p.sent-i, 0)

@@ -43,6 +43,13 @@ type op struct {
 	lo, hi uint64
 }
 
+// keptQueue is the capacity up to which a queue's buffer is kept for the
+// next commit whatever it held: under a steady stream, commits alternate
+// between large and small (the sender's window fills while one runs), and
+// letting a buffer go after each small one cost an allocation per
+// operation to grow it again.
+const keptQueue = 4096
+
 // enqueueLocked queues o and wakes the committer; it returns the commit o
 // will be part of.
 func (s *Store) enqueueLocked(o op) *Commit {
@@ -119,7 +126,7 @@ func (s *Store) run() {
 		var behind *Commit
 		clear(q) // let the texts go
 		s.mu.Lock()
-		if len(q) >= cap(q)/4 {
+		if len(q) >= cap(q)/4 || cap(q) <= keptQueue {
 			s.spare = q[:0] // else it is much larger than the traffic: let it go
 		}
 		s.writingNeed, s.writing = 0, nil

@@ -209,3 +209,75 @@ func TestShownMarks(t *testing.T) {
 		t.Errorf("old record: %+v, %v; want shown 5", r, err)
 	}
 }
+
+// TestShownMarkQueued: a shown mark given while the messages it covers
+// are still queued rides on the sender's last queued operation (no
+// operation of its own), and is on disk with them; one given after
+// another sender's operation is queued on its own.
+func TestShownMarkQueued(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	gate, writing := make(chan struct{}), make(chan struct{}, 1)
+	hook := func() error {
+		select {
+		case writing <- struct{}{}:
+		default:
+		}
+		<-gate
+		return nil
+	}
+	s, err := Open(path, Options{BeforeCommit: hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pid(1), pid(2)
+	recv := func(from string, id uint64) *Commit {
+		t.Helper()
+		fresh, c, err := s.Receive(In{From: from, Name: "x", Epoch: 7, ID: id, Text: "hi", Sent: time.Now()})
+		if err != nil || !fresh {
+			t.Fatalf("receive %d: fresh %v, %v", id, fresh, err)
+		}
+		return c
+	}
+	queued := func() int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.queue)
+	}
+	recv(a, 1)
+	<-writing // its commit waits at the gate: what follows stays queued
+	for id := uint64(2); id <= 4; id++ {
+		recv(a, id)
+	}
+	n := queued()
+	s.MarkShown(a, 7, 3)
+	if got := queued(); got != n {
+		t.Errorf("shown mark after the sender's own message: %d operations queued, want %d", got, n)
+	}
+	recv(b, 1)
+	s.MarkShown(a, 7, 3) // already marked: nothing
+	s.MarkShown(b, 7, 1)
+	if got := queued(); got != n+1 {
+		t.Errorf("%d operations queued, want %d", got, n+1)
+	}
+	last := recv(a, 5)
+	close(gate)
+	if err := s.waitCommit(last); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(path, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, tt := range []struct {
+		from string
+		id   uint64
+		want bool
+	}{{a, 3, false}, {a, 4, true}, {a, 5, true}, {b, 1, false}} {
+		if got := s.Resurface(tt.from, 7, tt.id); got != tt.want {
+			t.Errorf("Resurface(%.4s, %d) = %v, want %v", tt.from, tt.id, got, tt.want)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestSearchIndexInBursts: lines committed in bursts (several index blocks
@@ -57,4 +59,62 @@ func TestSearchIndexInBursts(t *testing.T) {
 	s.Close()
 	s = open(t, path, Options{})
 	t.Run("after reopen", func(t *testing.T) { check(t, s) })
+}
+
+// TestScanFoldMatchesCursor: the search index read from the file (pread,
+// scanFold) gives the blocks bbolt's cursor gives, in the same order,
+// over a tree of more than one level of pages.
+func TestScanFoldMatchesCursor(t *testing.T) {
+	s := open(t, filepath.Join(t.TempDir(), "s.db"), Options{})
+	const lines = 60_000
+	var last *Commit
+	for i := 1; i <= lines; i++ {
+		text := fmt.Sprintf("line %d ", i) + strings.Repeat("x", i%97)
+		_, c, err := s.Receive(In{From: pid(i % 3), Name: "p", Epoch: 1, ID: uint64(i/3 + 1), Text: text, Sent: time.Unix(1000, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = c
+		if i%5000 == 0 {
+			durable(t, c)
+		}
+	}
+	durable(t, last)
+	type kv struct{ k, v string }
+	var viaCursor, viaFile []kv
+	var depth int
+	err := s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bFold)
+		depth = b.Stats().Depth
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			viaCursor = append(viaCursor, kv{string(k), string(v)})
+		}
+		return scanFold(tx, func(k, v []byte) (bool, error) {
+			viaFile = append(viaFile, kv{string(k), string(v)})
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if depth < 2 {
+		t.Errorf("index tree depth %d: the test wants branch pages", depth)
+	}
+	if len(viaFile) != len(viaCursor) {
+		t.Fatalf("%d blocks read from the file, %d through the cursor", len(viaFile), len(viaCursor))
+	}
+	for i := range viaCursor {
+		if viaFile[i] != viaCursor[i] {
+			t.Fatalf("block %d differs (key %x, cursor key %x)", i, viaFile[i].k, viaCursor[i].k)
+		}
+	}
+	// Stopping early stops.
+	n := 0
+	err = s.db.View(func(tx *bolt.Tx) error {
+		return scanFold(tx, func(k, v []byte) (bool, error) { n++; return n < 3, nil })
+	})
+	if err != nil || n != 3 {
+		t.Errorf("stopped after %d blocks (%v), want 3", n, err)
+	}
 }

@@ -36,6 +36,15 @@ func (s *Store) MarkShown(from string, epoch, id uint64) {
 	}
 	rr.shown = min(id, rr.last)
 	s.mem.senders[from] = rr
+	if n := len(s.queue); n > 0 && s.queue[n-1].kind == opRecv && s.queue[n-1].peer == from {
+		// The last operation queued is this sender's (a message received
+		// or shown): the commit writes the sender's record as the last of
+		// its operations left it, so that one carries the mark, and a
+		// stream of messages shown one by one queues one operation each,
+		// not two.
+		s.queue[n-1].rr = rr
+		return
+	}
 	s.enqueueLocked(op{kind: opRecv, peer: from, rr: rr})
 }
 
@@ -229,12 +238,11 @@ func (s *Store) collect(tx *bolt.Tx, hist *bolt.Bucket, b foldBlock, i int, peer
 // eachLine calls f for the lines of the search index, newest first: every
 // line, or with q those whose text contains q, until f says stop.
 func (s *Store) eachLine(tx *bolt.Tx, f func(b foldBlock, i int) (bool, error), q []byte) error {
-	c := tx.Bucket(bFold).Cursor()
 	var idx []int
-	for k, v := c.Last(); k != nil; k, v = c.Prev() {
+	return scanFold(tx, func(k, v []byte) (bool, error) {
 		b, err := decodeFold(k, v)
 		if err != nil {
-			return fmt.Errorf("%w: search index block %x: %w", ErrCorrupt, k, err)
+			return false, fmt.Errorf("%w: search index block %x: %w", ErrCorrupt, k, err)
 		}
 		idx = idx[:0]
 		if q == nil {
@@ -262,11 +270,11 @@ func (s *Store) eachLine(tx *bolt.Tx, f func(b foldBlock, i int) (bool, error), 
 		for j := len(idx) - 1; j >= 0; j-- {
 			more, err := f(b, idx[j])
 			if err != nil || !more {
-				return err
+				return false, err
 			}
 		}
-	}
-	return nil
+		return true, nil
+	})
 }
 
 // Search returns up to limit lines whose text contains text, ignoring case
@@ -362,7 +370,8 @@ func (s *Store) line(tx *bolt.Tx, hist *bolt.Bucket, k []byte, acked map[string]
 
 // dropPages lets go of the pages of the file that a scan mapped in: they
 // stay in the page cache, but no longer count in the process's resident
-// memory (a search of a large history touches most of the file). It must
+// memory. The search index is read with pread (scanFold), but the lines
+// found, up to MaxLines of them, are read through the mapping. It must
 // run inside a transaction, which keeps bbolt from remapping the file.
 func dropPages(tx *bolt.Tx) {
 	addr := tx.DB().Info().Data
