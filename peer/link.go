@@ -167,9 +167,21 @@ func (l *link) setRTT(d time.Duration) {
 
 // serve reads l's connection until it ends, then reports the peer gone
 // (or away, while it is reconnected).
+//
+// serve and readLoop keep their own stack frames small, with the work
+// of an ended connection, an error or an acknowledgement in functions
+// of their own: an idle connection's reader waits at the bottom of this
+// goroutine for as long as the peer stays, and the runtime halves a
+// goroutine's stack only while less than a quarter of it is in use, so
+// every byte of these frames decides which stack size each idle peer
+// keeps.
 func (n *Node) serve(l *link) {
 	defer n.wg.Done()
-	reason := l.readLoop()
+	n.ended(l, l.readLoop())
+}
+
+// ended reports l's connection gone once its reader stopped for reason.
+func (n *Node) ended(l *link, reason string) {
 	// What was read and is being stored is still shown, in order,
 	// before the peer is reported gone.
 	l.rwg.Wait()
@@ -204,26 +216,15 @@ func (l *link) readLoop() string {
 		l.heard(at)
 		if err := l.handleFrame(t, payload, at); err != nil {
 			l.applyAck()
-			if errors.Is(err, errNotStored) {
-				l.n.emit(Problem{Err: fmt.Errorf("%s: %w", l.name(), err)})
-				return err.Error()
-			}
-			l.n.log.Warn("closing connection after a protocol error",
-				"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
-			return fmt.Sprintf("protocol error: %v", err)
+			return l.frameFailed(err)
 		}
 		if l.ackInFrames++; l.ackInFrames >= ackHeldFrames || !l.conn.Buffered() {
 			l.applyAck()
 		}
 		// One cumulative acknowledgement covers a burst: it goes once no
-		// more input is waiting. A full queue keeps it due: the next
-		// frame, or the next burst, tries again.
+		// more input is waiting.
 		if l.ackDue != 0 && !l.conn.Buffered() {
-			err := l.conn.Send(transport.Ack{Upto: l.ackDue})
-			switch {
-			case err == nil:
-				l.ackDue = 0
-			case !errors.Is(err, transport.ErrQueueFull):
+			if err := l.sendAckDue(); err != nil {
 				return l.endReason(err)
 			}
 		}
@@ -258,6 +259,31 @@ func (l *link) applyAck() {
 	if cap(l.acked) > 64 {
 		l.acked = nil // a burst's worth: not kept for the quiet after it
 	}
+}
+
+// frameFailed reports a frame that closes the connection and says why.
+func (l *link) frameFailed(err error) string {
+	if errors.Is(err, errNotStored) {
+		l.n.emit(Problem{Err: fmt.Errorf("%s: %w", l.name(), err)})
+		return err.Error()
+	}
+	l.n.log.Warn("closing connection after a protocol error",
+		"peer", l.name(), "id", ShortID(l.id), "addr", l.addr, "err", err)
+	return fmt.Sprintf("protocol error: %v", err)
+}
+
+// sendAckDue sends the acknowledgement due. A full queue keeps it due:
+// the next frame, or the next burst, tries again; any other error broke
+// the connection.
+func (l *link) sendAckDue() error {
+	err := l.conn.Send(transport.Ack{Upto: l.ackDue})
+	switch {
+	case err == nil:
+		l.ackDue = 0
+	case !errors.Is(err, transport.ErrQueueFull):
+		return err
+	}
+	return nil
 }
 
 // endReason words why the connection ended, from what ended reading.
