@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
@@ -28,7 +29,6 @@ import (
 
 	"golang.org/x/term"
 
-	"lanchat/bench"
 	"lanchat/console"
 	"lanchat/discovery"
 	"lanchat/identity"
@@ -234,7 +234,7 @@ func init() {
 // twice the live data. Measured with lanchat bench --netns --nodes 64, an
 // idle node's resident memory was 18.3 MiB at 100 and 14.1 MiB at 50; 25
 // gave no more. The price, also measured, is 5 to 8% on chat throughput.
-// The bench's in-process nodes run with it too.
+// The bench's in-process nodes run with it too (cmd/lanchat-bench).
 const gcPercent = 50
 
 func main() {
@@ -242,7 +242,7 @@ func main() {
 		debug.SetGCPercent(gcPercent)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
-		os.Exit(bench.Main(os.Args[2:], os.Stdout, os.Stderr))
+		os.Exit(runBench(os.Args[2:]))
 	}
 	os.Exit(run(os.Args[1:]))
 }
@@ -651,4 +651,55 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Debug(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// runBench runs lanchat-bench (cmd/lanchat-bench) from beside this
+// binary, or from PATH, on this binary's nodes, and returns its exit
+// status. The bench is a program of its own so that lanchat does not
+// carry its code (which every node would map and count as its memory).
+func runBench(args []string) int {
+	self, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lanchat bench:", err)
+		return 1
+	}
+	exe := filepath.Join(filepath.Dir(self), "lanchat-bench")
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = exec.LookPath("lanchat-bench"); err != nil {
+			fmt.Fprintln(os.Stderr, "lanchat bench: lanchat-bench is not beside lanchat or in PATH: build both with `go build -o . . ./cmd/lanchat-bench`")
+			return 1
+		}
+	}
+	cmd := exec.Command(exe, append([]string{"--lanchat", self}, args...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Ctrl-C reaches the bench too (same process group), which cleans up
+	// its namespaces and processes; lanchat waits for it.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "lanchat bench:", err)
+		return 1
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGTERM {
+				cmd.Process.Signal(s) // not sent to the group by a terminal
+			}
+		case err := <-done:
+			var exit *exec.ExitError
+			switch {
+			case err == nil:
+				return 0
+			case errors.As(err, &exit) && exit.ExitCode() > 0:
+				return exit.ExitCode()
+			default:
+				fmt.Fprintln(os.Stderr, "lanchat bench:", err)
+				return 1
+			}
+		}
+	}
 }

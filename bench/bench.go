@@ -1,12 +1,12 @@
 package bench
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -57,6 +57,8 @@ type options struct {
 	skipDurable bool
 	// transfers: the size of the large file; 0 skips the transfer rows.
 	transferSize int64
+	// lanchat is the node binary (--lanchat), "" for the default.
+	lanchat string
 }
 
 func parse(args []string, stderr io.Writer) (options, error) {
@@ -73,6 +75,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.netns, "netns", false, "also measure between network namespaces: the raw baselines and two nodes, and with real mDNS discovery and the mesh, fan-out and memory of --nodes processes (root only)")
 	transferSize := fs.String("transfer-size", "1GiB", "with --netns, the size of the file sent between two node processes (such as 1GiB, 64MiB)")
 	skipTransfers := fs.Bool("skip-transfers", false, "leave out the file transfer rows")
+	fs.StringVar(&o.lanchat, "lanchat", "", "the lanchat `binary` whose node processes are measured (default: lanchat beside this program)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -122,6 +125,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		if !o.json {
 			fmt.Fprintln(stderr, "…", s)
 		}
+	}
+	if nodeBin, err = findNode(o.lanchat); err != nil {
+		fmt.Fprintln(stderr, "lanchat bench:", err)
+		return 2
 	}
 	r, err := run(o, progress)
 	if err != nil {
@@ -241,7 +248,7 @@ func pairFigures(r *report, o options, h baseline.Hosts, where string, withPlain
 // linking says how the binary measured was built: with cgo it maps the C
 // library, which every node process then carries in its memory.
 func linking() string {
-	if bi, ok := debug.ReadBuildInfo(); ok {
+	if bi, err := buildinfo.ReadFile(nodeBin); err == nil {
 		for _, s := range bi.Settings {
 			if s.Key == "CGO_ENABLED" && s.Value == "0" {
 				return "static binary (CGO_ENABLED=0)"

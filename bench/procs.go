@@ -40,7 +40,7 @@ func local(exe string, args ...string) *exec.Cmd {
 }
 
 func startProc(dir, name string, mk func(exe string, args ...string) *exec.Cmd, args ...string) (*proc, error) {
-	exe, err := os.Executable()
+	exe, err := nodeExe()
 	if err != nil {
 		return nil, err
 	}

@@ -62,10 +62,6 @@ func defaultTransferPlan(size int64) transferPlan {
 		chatEvery: 20 * time.Millisecond, cuts: []time.Duration{shortCut, longCut}}
 }
 
-// transferBin is the lanchat binary the node processes run; "" means
-// this executable (tests set a built one).
-var transferBin string
-
 // xproc is a node process of the transfer measurements: its events are
 // routed by one goroutine, which ends when the process's output does.
 type xproc struct {
@@ -351,9 +347,6 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 func startTransferPair(l *lan, r, s int, dir, dl string) (snd, rcv *xproc, stop func(), err error) {
 	on := func(i int) func(exe string, args ...string) *exec.Cmd {
 		return func(exe string, args ...string) *exec.Cmd {
-			if transferBin != "" {
-				exe = transferBin
-			}
 			return l.command(i, exe, args...)
 		}
 	}

@@ -76,8 +76,8 @@ func TestTransferFigures(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	transferBin = bin
-	defer func() { transferBin = "" }()
+	nodeBin = bin
+	defer func() { nodeBin = "" }()
 	r := &report{}
 	plan := transferPlan{size: 3<<20 + 17, files: 150, fileSize: 4096, turns: 2, chatEvery: 10 * time.Millisecond}
 	if err := transferFigures(r, plan, func(s string) { t.Log(s) }); err != nil {
