@@ -381,6 +381,11 @@ func startTransferPair(l *lan, r, s int, dir, dl string) (snd, rcv *xproc, stop 
 			return nil, nil, nil, fmt.Errorf("transfers: sender and receiver: %w", err)
 		}
 	}
+	if os.Getenv("LANCHAT_BENCH_DEBUG") != "" {
+		// For lining up what a node logs against its own start (GODEBUG=gctrace=1).
+		fmt.Fprintf(os.Stderr, "transfers: sender pid %d started at %s, receiver pid %d at %s\n",
+			sp.cmd.Process.Pid, sp.started.Format("15:04:05.000"), rp.cmd.Process.Pid, rp.started.Format("15:04:05.000"))
+	}
 	snd, rcv = newXproc(sp, "sender"), newXproc(rp, "receiver")
 	var wg sync.WaitGroup
 	for _, x := range []*xproc{snd, rcv} {
@@ -525,8 +530,13 @@ func watching(snd, rcv *xproc, every time.Duration, tag string, f func() error) 
 		for {
 			if got, ok := rcv.arrival(text); ok {
 				pr.chat = append(pr.chat, got.Sub(at))
-				if st, ok := snd.arrival("\x00sent " + text); ok {
+				st, ok := snd.arrival("\x00sent " + text)
+				if ok {
 					stored, carried = append(stored, st.Sub(at)), append(carried, got.Sub(st))
+				}
+				if os.Getenv("LANCHAT_BENCH_DEBUG") != "" && every > 0 && got.Sub(at) > 5*time.Millisecond {
+					fmt.Fprintf(os.Stderr, "chat %s: slow line at %s: one way %v, to the sender's sent event %v\n",
+						text, at.Format("15:04:05.000"), got.Sub(at), st.Sub(at))
 				}
 				break
 			}

@@ -49,9 +49,9 @@
 //   - CPU: the goroutines that move a transfer's data (the sender's
 //     reading and sending, the receiver's reading and writing) run on
 //     threads of their own at nice 10 (background, nice_linux.go), each
-//     with a Go processor of its own while it runs (procs.go): on a busy
-//     machine chat and commands run first, and never wait for a
-//     processor a data goroutine holds.
+//     with a Go processor of its own, given back when the last data
+//     goroutine ends (procs.go): on a busy machine chat and commands run
+//     first, and never wait for a processor a data goroutine holds.
 //   - Memory is bounded per transfer (a few 256 KiB buffers per side),
 //     whatever the size of the files.
 //

@@ -17,10 +17,20 @@ import (
 // while it runs: chat and commands always find a free one, and the
 // kernel's priorities decide who gets the CPUs. (BENCHMARKS.md: chat
 // p99 during a transfer.)
+//
+// Changing GOMAXPROCS stops the world: it waits until every running
+// goroutine reaches a safe point, and a data goroutine whose thread the
+// kernel has set aside reaches it only when the kernel runs that thread
+// again, which at nice 10 on a busy machine can take tens of
+// milliseconds, chat stopped meanwhile. So processors are only added
+// while data goroutines start (when the others of their transfer
+// mostly wait for them) and all given back at once when the last data
+// goroutine ends, never one by one while others still run.
 var spareProcs struct {
 	sync.Mutex
-	n    int // data goroutines running
-	base int // GOMAXPROCS before the first of them
+	n     int // data goroutines running
+	added int // processors added since n was last 0
+	base  int // GOMAXPROCS before the first of them
 }
 
 // maxSpareProcs bounds the processors added, however many transfers run.
@@ -33,10 +43,12 @@ func addProc() (release func()) {
 	sp.Lock()
 	if sp.n == 0 {
 		sp.base = runtime.GOMAXPROCS(0)
+		sp.added = 0
 	}
 	sp.n++
-	if sp.n <= maxSpareProcs {
-		runtime.GOMAXPROCS(sp.base + sp.n)
+	if sp.n > sp.added && sp.added < maxSpareProcs {
+		sp.added++
+		runtime.GOMAXPROCS(sp.base + sp.added)
 	}
 	sp.Unlock()
 	var once sync.Once
@@ -44,8 +56,9 @@ func addProc() (release func()) {
 		once.Do(func() {
 			sp.Lock()
 			sp.n--
-			if sp.n < maxSpareProcs {
-				runtime.GOMAXPROCS(sp.base + sp.n)
+			if sp.n == 0 && sp.added > 0 {
+				runtime.GOMAXPROCS(sp.base)
+				sp.added = 0
 			}
 			sp.Unlock()
 		})
