@@ -207,7 +207,7 @@ func openStore(id string, noHistory bool) (*store.Store, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	st, err := store.Open(path, store.Options{NoHistory: noHistory})
+	st, err := store.Open(path, store.Options{NoHistory: noHistory, PeerBytes: testPeerBytes()})
 	if errors.Is(err, store.ErrLocked) {
 		return nil, nil, fmt.Errorf("%s is in use by another lanchat with this identity: %w", path, err)
 	}
@@ -544,6 +544,15 @@ func testDuration(env string) time.Duration {
 // 90 s after which a lost peer is no longer redialled: a hook for the
 // end-to-end tests, which cannot wait that long.
 func testGiveUp() time.Duration { return testDuration("LANCHAT_TEST_GIVE_UP") }
+
+// testPeerBytes reads LANCHAT_TEST_PEER_BYTES, a number of bytes that
+// replaces the bound of what waits for one peer (64 MiB): a hook for the
+// end-to-end tests, which fill it with a few MiB. 0 (the default) when
+// unset or not a number.
+func testPeerBytes() int64 {
+	n, _ := strconv.ParseInt(os.Getenv("LANCHAT_TEST_PEER_BYTES"), 10, 64)
+	return max(n, 0)
+}
 
 // historyOf is what answers /history and /search: nil with --no-history.
 func historyOf(st *store.Store, off bool) console.History {

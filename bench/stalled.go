@@ -12,10 +12,13 @@ import (
 	"lanchat/peer"
 )
 
-// stalledFill is how much is sent to the stopped peer before measuring:
-// more than the kernel's socket buffers and the write queue hold, so that
-// its writes have stalled and its messages wait in the outbox.
-const stalledFill = 800
+// stalledFill bounds what is sent to the stopped peer before measuring,
+// in messages of 16,000 bytes: it is sent until the write queue to it
+// holds half its limit (its writes have stalled and its messages wait in
+// the outbox), which takes more than the kernel's socket buffers hold.
+// On loopback those grow with the traffic (tcp_rmem's maximum is 32 MiB
+// here), so a fixed amount sometimes all fitted in them.
+const stalledFill = 6000
 
 // stalledPeer measures chat latency from a to a healthy peer b while a
 // third peer, a node process, is running, then while it is stopped with
@@ -52,7 +55,7 @@ func stalledPeer(n, size int) (running, stopped []time.Duration, err error) {
 	}
 	defer c.cmd.Process.Signal(syscall.SIGCONT)
 	big := fill(16000)
-	for range stalledFill {
+	for i := 0; i < stalledFill && !(i%100 == 0 && queueFull(a, c.id)); i++ {
 		if _, err := a.Tell(c.id, big); errors.Is(err, peer.ErrOutboxFull) {
 			break // full already: what waits for it is bounded
 		} else if err != nil {

@@ -58,8 +58,8 @@ func TestTransferStreams(t *testing.T) {
 	}
 	next(t, b, func(e Chat) bool { return e.Text == "beside the stream" })
 
-	// A node that is not connected to bob is refused.
-	connected(t, stranger, a)
+	// A node that is not connected to bob is refused. (It is connected to
+	// no one: connected to alice, it would be introduced to bob.)
 	stranger.mu.Lock()
 	stranger.peers[b.ID()] = &Peer{id: b.ID(), name: "bob", dialAddr: b.addr(), link: &link{}}
 	stranger.mu.Unlock()
@@ -89,17 +89,20 @@ func TestTransferStreams(t *testing.T) {
 		}
 	}
 	handedOver := 1
-	for len(got) > 0 {
-		h := <-got
-		defer h.c.Close()
-		handedOver++
+	take := func() {
+		for len(got) > 0 {
+			h := <-got
+			extra = append(extra, h.c) // closed at the end
+			if h.from != a.ID() {
+				t.Errorf("bob was handed a stream from %s", ShortID(h.from))
+				continue
+			}
+			handedOver++
+		}
 	}
+	take()
 	time.Sleep(200 * time.Millisecond)
-	for len(got) > 0 {
-		h := <-got
-		defer h.c.Close()
-		handedOver++
-	}
+	take()
 	if handedOver > maxStreamsPerPeer {
 		t.Errorf("bob took %d streams from alice, bound %d", handedOver, maxStreamsPerPeer)
 	}
