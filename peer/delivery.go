@@ -58,9 +58,35 @@ type arrival struct {
 // the peer sends it again on the next.
 var errNotStored = errors.New("could not store a message")
 
-// receiveStored hands m to the store and queues it for delivery.
+// errReplaced ends the reading of a link a newer one of the same peer
+// has replaced: what it would still read comes again on the newer one
+// (nothing after what it took is acknowledged on it).
+var errReplaced = errors.New("replaced by a newer connection")
+
+// receiveStored hands m to the store and queues it for delivery. A link
+// replaced by a newer one takes nothing more: the decision that a message
+// is fresh and its place in a delivery queue go together (p.recvMu), so
+// that the newer link never shows a later message before this one's.
 func (l *link) receiveStored(m transport.Chat, at time.Time) error {
-	ref := l.p.ref()
+	l.rmu.Lock()
+	for inFlight := l.waiting() + l.settling; inFlight > 0 && (inFlight >= maxArrivals || l.arrivalBytes >= maxArrivalBytes) && !l.rclosed; inFlight = l.waiting() + l.settling {
+		l.rcond.Wait()
+	}
+	closed := l.rclosed
+	l.rmu.Unlock()
+	if closed {
+		return nil
+	}
+	p := l.p
+	p.recvMu.Lock()
+	defer p.recvMu.Unlock()
+	p.mu.Lock()
+	current := p.link == l
+	p.mu.Unlock()
+	if !current {
+		return errReplaced
+	}
+	ref := p.ref()
 	sent := time.Unix(0, m.Sent)
 	shown := m.Flags&transport.ChatShown != 0
 	m.Flags &^= transport.ChatShown
@@ -81,9 +107,6 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 		fresh = true
 	}
 	l.rmu.Lock()
-	for inFlight := l.waiting() + l.settling; inFlight > 0 && (inFlight >= maxArrivals || l.arrivalBytes >= maxArrivalBytes) && !l.rclosed; inFlight = l.waiting() + l.settling {
-		l.rcond.Wait()
-	}
 	if l.rclosed {
 		l.rmu.Unlock()
 		return nil
@@ -120,6 +143,14 @@ func (l *link) receiveStored(m transport.Chat, at time.Time) error {
 // arrival.
 func (l *link) deliver(wake <-chan struct{}) {
 	defer l.rwg.Done()
+	l.rmu.Lock()
+	prev := l.prev
+	l.prev = nil
+	l.rmu.Unlock()
+	if prev != nil {
+		// What the replaced link took is shown first: it came first.
+		prev.rwg.Wait()
+	}
 	var commits []settling // in order; bounded with arrivals by maxArrivals
 	for {
 		l.rmu.Lock()

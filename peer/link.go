@@ -65,6 +65,10 @@ type link struct {
 	shownCh chan struct{}
 	showFn  func(uint64)   // markShown, made once
 	rwg     sync.WaitGroup // the delivery goroutine
+	// prev is the link of the same peer that this one replaced: its
+	// delivery goroutine shows what it took before this one's shows
+	// anything (set by attach, on rmu after).
+	prev *link
 	// acked holds the ids of the messages an ack delivered, for the
 	// reader to report; reused from ack to ack.
 	acked []uint64
@@ -263,6 +267,9 @@ func (l *link) applyAck() {
 
 // frameFailed reports a frame that closes the connection and says why.
 func (l *link) frameFailed(err error) string {
+	if errors.Is(err, errReplaced) {
+		return err.Error()
+	}
 	if errors.Is(err, errNotStored) {
 		l.n.emit(Problem{Err: fmt.Errorf("%s: %w", l.name(), err)})
 		return err.Error()

@@ -19,6 +19,11 @@ type Peer struct {
 	// kick wakes the reconnect loop (the node was seen again).
 	kick chan struct{}
 
+	// recvMu orders, with a store, a message's freshness decision and
+	// its queueing for delivery on a link against a newer link taking
+	// over (receiveStored, attach): a replaced link takes no more.
+	recvMu sync.Mutex
+
 	mu sync.Mutex // protects following
 	// name is the node's current name and trust the known-peers verdict.
 	name  string
@@ -69,6 +74,7 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	p := n.peerFor(l.id)
 	l.conn.OnSpace(func() { n.pushMore(p, l) })
 	pinned := n.known.NamesOf(l.id)
+	p.recvMu.Lock()
 	p.mu.Lock()
 	l.p = p
 	// The name before: this session's, else the one it left under, else
@@ -96,6 +102,11 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	}
 	wasAway = p.away
 	p.away = false
+	old := p.link
+	if old == l {
+		old = nil
+	}
+	l.prev = old
 	p.link = l
 	n.peersGen.Add(1)
 	if p.recvEpoch != l.epoch {
@@ -108,6 +119,13 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	}
 	p.pushLocked()
 	p.mu.Unlock()
+	if old != nil {
+		// No chain of links: the newest waits for the one it replaced.
+		old.rmu.Lock()
+		old.prev = nil
+		old.rmu.Unlock()
+	}
+	p.recvMu.Unlock()
 	n.refill(p)
 	n.tellStatus(l)
 	select {
