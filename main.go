@@ -228,18 +228,9 @@ func init() {
 	runtime.MemProfileRate = 0
 }
 
-// gcPercent replaces Go's default GOGC of 100 (a user's GOGC still wins).
-// A node's live heap is small, about 1.2 MB even with 63 peers, so its
-// heap is held at the runtime's floor of 4 MB × GOGC/100 rather than at
-// twice the live data. Measured with lanchat bench --netns --nodes 64, an
-// idle node's resident memory was 18.3 MiB at 100 and 14.1 MiB at 50; 25
-// gave no more. The price, also measured, is 5 to 8% on chat throughput.
-// The bench's in-process nodes run with it too (cmd/lanchat-bench).
-const gcPercent = 50
-
 func main() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
+		debug.SetGCPercent(peer.GCPercent)
 	}
 	if len(os.Args) > 1 && os.Args[1] == "bench" {
 		os.Exit(runBench(os.Args[2:]))

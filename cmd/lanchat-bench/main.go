@@ -10,15 +10,13 @@ import (
 	"runtime/debug"
 
 	"lanchat/bench"
+	"lanchat/peer"
 )
-
-// gcPercent is lanchat's (main.go), for the bench's in-process nodes.
-const gcPercent = 50
 
 func main() {
 	runtime.MemProfileRate = 0
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(gcPercent)
+		debug.SetGCPercent(peer.GCPercent) // as lanchat, for the in-process nodes
 	}
 	os.Exit(bench.Main(os.Args[1:], os.Stdout, os.Stderr))
 }
