@@ -579,13 +579,7 @@ func (b knownBook) Addresses(id string) []string {
 	return out
 }
 
-func (b knownBook) IDs() []string {
-	var out []string
-	for _, r := range b.k.Remembered() {
-		out = append(out, r.ID)
-	}
-	return out
-}
+func (b knownBook) AppendIDs(ids []string) []string { return b.k.AppendIDs(ids) }
 
 // listen binds the node's ports: the one given, or else the one of the
 // last run when it is free (kept in file, beside the identity key and

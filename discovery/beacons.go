@@ -79,6 +79,9 @@ type BeaconConfig struct {
 	gap, startMin, spread, aloneFirst, everyMin, everyMax time.Duration
 	interfaces                                            func() []iface
 	loopbackOK                                            bool
+	// system is set when interfaces are the system's: an ifaceWatch
+	// can then say when to list them again.
+	system bool
 }
 
 // BeaconStats counts what a Beacons service did.
@@ -155,6 +158,7 @@ func StartBeacons(ctx context.Context, cfg BeaconConfig, found func(Entry)) (*Be
 	def(&cfg.everyMax, BeaconEveryMax)
 	if cfg.interfaces == nil {
 		cfg.interfaces = systemInterfaces
+		cfg.system = true
 	}
 	b := &Beacons{
 		cfg: cfg, log: cfg.Logger, found: found, inbox: make(chan packet, inboxSize),
@@ -311,6 +315,11 @@ func (b *Beacons) pace(ctx context.Context) {
 	defer b.wg.Done()
 	p := &pacer{gap: b.cfg.gap, startMin: b.cfg.startMin, spread: b.cfg.spread, aloneFirst: b.cfg.aloneFirst,
 		everyMin: b.cfg.everyMin, everyMax: b.cfg.everyMax}
+	var watch *ifaceWatch // nil: list at every poll
+	if b.cfg.system {
+		watch = newIfaceWatch() // before the first listing: no change after it is missed
+		defer watch.close()
+	}
 	sig := b.relist()
 	t := time.NewTimer(p.restart())
 	defer t.Stop()
@@ -321,6 +330,9 @@ func (b *Beacons) pace(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-poll.C:
+			if sig != "" && !watch.changed() {
+				break // nothing changed, and some interface is usable
+			}
 			if s := b.relist(); s != sig {
 				sig = s
 				t.Reset(p.restart())

@@ -202,6 +202,10 @@ func (s *Service) run(ctx context.Context) {
 		unregister()
 		stopRound()
 	}()
+	// Opened before the first listing, so that no change after it is
+	// missed.
+	watch := newIfaceWatch()
+	defer watch.close()
 	poll := time.NewTicker(ifacePoll)
 	defer poll.Stop()
 	// next holds off the next browse until gap has passed; a change of
@@ -218,8 +222,14 @@ func (s *Service) run(ctx context.Context) {
 	// answersUntil ends the moments after a (re)registration in which
 	// what the browse sees is mostly the answers to its first query.
 	var answersUntil time.Time
+	var ifaces []net.Interface
+	newSig := ""
 	for first := true; ; first = false {
-		ifaces, newSig := s.interfaces()
+		// Listed again only when the host says something changed, or
+		// while none is usable (the watch is a saving, not a promise).
+		if first || len(ifaces) == 0 || watch.changed() {
+			ifaces, newSig = s.interfaces()
+		}
 		changed := newSig != sig || first
 		if changed {
 			sig = newSig

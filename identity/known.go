@@ -710,6 +710,29 @@ func (k *Known) freshLocked(st *idState) []Addr {
 	return out
 }
 
+// AppendIDs appends to ids every id with fresh addresses, most recently
+// reached first, as Remembered orders them. Unlike Remembered it copies
+// nothing else, so that a caller asking every round (the node's redial
+// loop) allocates only when ids grows.
+func (k *Known) AppendIDs(ids []string) []string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cutoff := k.opt.Now().Add(-k.opt.AddrMaxAge)
+	start := len(ids)
+	for id, st := range k.ids {
+		if len(st.addrs) > 0 && st.addrs[0].Seen.After(cutoff) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids[start:], func(a, b string) int {
+		if c := k.ids[b].addrs[0].Seen.Compare(k.ids[a].addrs[0].Seen); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return ids
+}
+
 // Remembered lists every id with fresh addresses, for dialling known
 // peers again: most recently reached first.
 func (k *Known) Remembered() []Remembered {

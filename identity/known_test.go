@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -487,4 +488,66 @@ func FuzzOpenKnown(f *testing.F) {
 			t.Fatalf("%d pins before the rewrite, %d after", n, k2.Pins())
 		}
 	})
+}
+
+// AppendIDs lists what Remembered lists, in the same order (most recently
+// reached first), and allocates nothing once its slice has room: the
+// node's redial loop asks every half second for as long as it runs.
+func TestKnownAppendIDs(t *testing.T) {
+	clk := newClock()
+	path := filepath.Join(t.TempDir(), KnownPeersFile)
+	opt := KnownOptions{Now: clk.Now, MaxAddrs: 3, AddrMaxAge: 48 * time.Hour, AddrRefresh: time.Hour}
+	k, _ := open(t, path, opt)
+	ids := map[string]string{}
+	for i, name := range []string{"alice", "bob", "carol", "dave"} {
+		id := newID(t)
+		ids[name] = id
+		k.Check(name, id)
+		if name == "dave" {
+			continue // pinned, no address
+		}
+		if err := k.RecordAddr(id, netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), 4000)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute)
+	}
+	remembered := func() []string {
+		var out []string
+		for _, r := range k.Remembered() {
+			out = append(out, r.ID)
+		}
+		return out
+	}
+	tests := []struct {
+		name  string
+		later time.Duration
+		want  []string
+	}{
+		{"fresh", 0, []string{ids["carol"], ids["bob"], ids["alice"]}},
+		{"bob reached again", 0, []string{ids["bob"], ids["carol"], ids["alice"]}},
+		{"alice aged out", 46*time.Hour - 2*time.Minute, []string{ids["bob"], ids["carol"]}},
+	}
+	for _, tt := range tests {
+		clk.Add(tt.later)
+		if tt.name == "bob reached again" {
+			clk.Add(2 * time.Hour)
+			if err := k.RecordAddr(ids["bob"], netip.MustParseAddrPort("10.0.0.9:4000")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := k.AppendIDs(nil)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: AppendIDs = %v, want %v", tt.name, got, tt.want)
+		}
+		if r := remembered(); !slices.Equal(got, r) {
+			t.Errorf("%s: AppendIDs = %v, Remembered lists %v", tt.name, got, r)
+		}
+		if got := k.AppendIDs([]string{"x"}); len(got) != len(tt.want)+1 || got[0] != "x" {
+			t.Errorf("%s: AppendIDs did not append: %v", tt.name, got)
+		}
+	}
+	buf := make([]string, 0, 8)
+	if a := testing.AllocsPerRun(100, func() { buf = k.AppendIDs(buf[:0]) }); a != 0 {
+		t.Errorf("AppendIDs allocated %v times a call with room in its slice", a)
+	}
 }

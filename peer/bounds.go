@@ -116,12 +116,17 @@ func (n *Node) usable(addr string) bool {
 	return false
 }
 
+// dialKey names a dial of an address for an id. A pair, not the two
+// joined: looking one up allocates nothing (every sighting and every
+// address of a peer list is looked up).
+type dialKey struct{ id, addr string }
+
 // failedLately reports whether dialling addr for id failed within
 // failedFor.
 func (n *Node) failedLately(id, addr string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	at, ok := n.failed[id+" "+addr]
+	at, ok := n.failed[dialKey{id, addr}]
 	return ok && time.Since(at) < failedFor
 }
 
@@ -139,7 +144,7 @@ func (n *Node) dialFailed(id, addr string) {
 			clear(n.failed)
 		}
 	}
-	n.failed[id+" "+addr] = time.Now()
+	n.failed[dialKey{id, addr}] = time.Now()
 }
 
 // acquireDial waits for one of the maxDialsAtOnce dial slots, or ctx.

@@ -170,10 +170,18 @@ const listResend = peerListEvery + time.Second
 // sendList sends l's peer the list of the other peers: after the
 // handshake, and again (keeper.go) when peers were added since, so that a
 // pair that missed each other (a lost beacon, a node that joined after an
-// introduction) is introduced later.
+// introduction) is introduced later. Sent again, the list holds only the
+// peers attached since the last one that went: the others were in it.
+// (A full list again would cost a group of n nodes n*n lists of n peers
+// each time one joins, and every node the garbage of them.)
 func (n *Node) sendList(l *link, now time.Time) {
 	gen := n.peersGen.Load()
-	if l.conn.Send(n.announcement(l.id)) == nil {
+	pl := n.announcement(l.id, l.listGen.Load())
+	if len(pl.Peers) == 0 && l.listGen.Load() != 0 {
+		l.listGen.Store(gen) // nothing new to tell
+		return
+	}
+	if l.conn.Send(pl) == nil {
 		l.listGen.Store(gen)
 		l.listSent.Store(now.UnixNano())
 	}
@@ -188,14 +196,14 @@ func (n *Node) listable(addr string) bool {
 }
 
 // announcement lists the connected peers but except, with the address
-// where each listens.
-func (n *Node) announcement(except string) transport.PeerList {
+// where each listens: those attached after gen since (0: all of them).
+func (n *Node) announcement(except string, since uint64) transport.PeerList {
 	var pl transport.PeerList
 	for _, p := range n.peerList() {
 		p.mu.Lock()
-		addr, live := p.dialAddr, p.link != nil
+		addr, live, gen := p.dialAddr, p.link != nil, p.attachedGen
 		p.mu.Unlock()
-		if p.id == except || !live || addr == "" || len(pl.Peers) >= transport.MaxPeerList {
+		if p.id == except || !live || gen <= since || addr == "" || len(pl.Peers) >= transport.MaxPeerList {
 			continue
 		}
 		if !n.listable(addr) {

@@ -71,7 +71,7 @@ func (n *Node) keepAll(ctx context.Context) {
 			return
 		}
 		n.mu.Lock()
-		ls = append(ls[:0], n.linksLocked()...)
+		ls = n.appendLinksLocked(ls[:0])
 		n.mu.Unlock()
 		now := time.Now()
 		resumed := now.Sub(last) > resumeGap

@@ -162,7 +162,7 @@ type Node struct {
 	// warned holds mDNS instances already reported as unusable.
 	warned map[string]bool
 	// failed: when a dial of an address for an id last failed.
-	failed map[string]time.Time
+	failed map[dialKey]time.Time
 	// alarms: when each security warning was last shown; alarmStart
 	// and alarmCount count those of the current window.
 	alarms     map[string]time.Time
@@ -269,7 +269,7 @@ func New(cfg Config) (*Node, error) {
 		twinRefused: map[string]time.Time{},
 		connLog:     newRateLog(cfg.Logger, 5, 10*time.Second),
 		warned:      map[string]bool{},
-		failed:      map[string]time.Time{},
+		failed:      map[dialKey]time.Time{},
 		alarms:      map[string]time.Time{},
 		dialSlots:   make(chan struct{}, maxDialsAtOnce),
 		pending:     map[uint64]pending{},

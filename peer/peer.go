@@ -32,7 +32,11 @@ type Peer struct {
 	link *link
 	// dialAddr is where the node listens, for reconnecting.
 	dialAddr string
-	via      Via
+	// attachedGen is the node's peersGen that attaching link made: a
+	// peer list sent again lists only the peers attached since the last
+	// one (sendList).
+	attachedGen uint64
+	via         Via
 	// manual is set for nodes given by hand: reconnected for ever.
 	manual         bool
 	lastAdvertised time.Time
@@ -108,7 +112,7 @@ func (n *Node) attach(l *link, h transport.Hello, dialed bool) (wasAway bool, wa
 	}
 	l.prev = old
 	p.link = l
-	n.peersGen.Add(1)
+	p.attachedGen = n.peersGen.Add(1)
 	if p.recvEpoch != l.epoch {
 		p.recvEpoch, p.lastRecv = l.epoch, 0
 	}

@@ -18,16 +18,19 @@ import (
 // reconnected.
 //
 // Implementations must be safe for concurrent use. Remember may write a
-// file: the node never calls it under a lock. Addresses and IDs are read
-// once per redial round (every redialTick) and should not do I/O.
+// file: the node never calls it under a lock. Addresses and AppendIDs are
+// read once per redial round (every redialTick) and should not do I/O;
+// AppendIDs should not allocate beyond growing ids, which the node reuses
+// from round to round: an idle node runs these rounds for as long as it
+// runs, and what they allocate is what regrows its heap.
 type AddressBook interface {
 	// Remember records that node id listened at addr ("host:port") at
 	// time at.
 	Remember(id, addr string, at time.Time) error
 	// Addresses lists where id was reached, most recent first.
 	Addresses(id string) []string
-	// IDs lists the nodes that have addresses.
-	IDs() []string
+	// AppendIDs appends the nodes that have addresses to ids.
+	AppendIDs(ids []string) []string
 }
 
 // Redialling remembered addresses.
@@ -128,6 +131,8 @@ type redialNode struct {
 func (n *Node) redialLoop(ctx context.Context) {
 	defer n.wg.Done()
 	state := map[string]*redialNode{}
+	listed := map[string]bool{}
+	var ids []string
 	running := make(chan struct{}, maxRedials)
 	t := time.NewTimer(redialStart + rand.N(redialStart/2))
 	defer t.Stop()
@@ -141,8 +146,8 @@ func (n *Node) redialLoop(ctx context.Context) {
 			return
 		}
 		now := time.Now()
-		ids := n.book.IDs()
-		listed := make(map[string]bool, len(ids))
+		ids = n.book.AppendIDs(ids[:0])
+		clear(listed)
 		for _, id := range ids {
 			listed[id] = true
 			if id == n.id {

@@ -40,10 +40,9 @@ func (b *memBook) Addresses(id string) []string {
 	return slices.Clone(b.addrs[id])
 }
 
-func (b *memBook) IDs() []string {
+func (b *memBook) AppendIDs(ids []string) []string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var ids []string
 	for id := range b.addrs {
 		ids = append(ids, id)
 	}

@@ -48,7 +48,12 @@ func (n *Node) remove(l *link) bool {
 
 // linksLocked lists the live connections; it runs under n.mu.
 func (n *Node) linksLocked() []*link {
-	ls := make([]*link, 0, len(n.links))
+	return n.appendLinksLocked(make([]*link, 0, len(n.links)))
+}
+
+// appendLinksLocked appends the links to ls, for a caller that reuses
+// its slice (the keeper, ten times a second).
+func (n *Node) appendLinksLocked(ls []*link) []*link {
 	for _, l := range n.links {
 		ls = append(ls, l)
 	}
