@@ -13,7 +13,15 @@ import (
 // head after an odd resume point, the tail of a file, a filesystem that
 // refuses direct I/O) goes through the page cache as before. Durability
 // is unchanged: a checkpoint fsyncs the file, which covers both.
-const directAlign = 4096
+//
+// Small files go through the page cache: a direct write waits for the
+// device, one file after another, where the page cache takes a folder of
+// small files at once and a checkpoint's syncfs writes them out
+// together.
+const (
+	directAlign = 4096
+	directMin   = 1 << 20
+)
 
 // partialFile is a partial file open for writing: f through the page
 // cache, d (nil when not available) with direct I/O.

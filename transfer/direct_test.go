@@ -29,7 +29,7 @@ func TestPartialFileMixedWrites(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer r.Close()
-			pf, err := openPartial(r, 0, 0)
+			pf, err := openPartial(r, 0, 0, directMin)
 			if err != nil {
 				t.Fatal(err)
 			}

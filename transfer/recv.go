@@ -572,7 +572,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = openPartial(pr, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos, t.entries[cur].Size); err != nil {
 						s.release(msg.buf)
 						m.writeFailed(t, s, ck, point(), err)
 						return
@@ -607,7 +607,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = openPartial(pr, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos, t.entries[cur].Size); err != nil {
 						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
@@ -696,9 +696,10 @@ func (m *Manager) received(t *tx, cur int, pos, n int64, start time.Time, startD
 	}
 }
 
-// openPartial opens entry i's partial file to write at pos, with direct
-// I/O too where it can (direct.go). pr is the transfer's partial folder.
-func openPartial(pr *os.Root, i int, pos int64) (*partialFile, error) {
+// openPartial opens entry i's partial file (of size bytes) to write at
+// pos, with direct I/O too where it can when the file is large
+// (direct.go). pr is the transfer's partial folder.
+func openPartial(pr *os.Root, i int, pos, size int64) (*partialFile, error) {
 	name := strconv.Itoa(i)
 	var f *os.File
 	var err error
@@ -710,7 +711,11 @@ func openPartial(pr *os.Root, i int, pos int64) (*partialFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &partialFile{f: f, d: openDirect(pr, name, f)}, nil
+	pf := &partialFile{f: f}
+	if size >= directMin {
+		pf.d = openDirect(pr, name, f)
+	}
+	return pf, nil
 }
 
 // writeFailed ends a transfer on a local write error. A full disk keeps
