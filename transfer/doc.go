@@ -22,11 +22,13 @@
 //     prefix saved: see Options.CheckpointBytes for when). On a restart
 //     it reads the partial file back and checks it against that hash; a
 //     mismatch starts that file again.
-//   - Disk: a received file is written out to the disk as it arrives, 4
-//     MiB at a time, and dropped from the page cache once written (flush.go):
-//     other fsyncs on that disk, the chat store's, find little of the
-//     transfer's to write out, and a large file does not push other
-//     files out of memory.
+//   - Disk: a received file is written out to the disk as it arrives:
+//     where the filesystem allows, chunk by chunk with direct I/O, never
+//     through the page cache (direct.go); else, and for the unaligned
+//     bytes (a file's tail), 4 MiB at a time, dropped from the page cache
+//     once written (flush.go). Other fsyncs on that disk, the chat
+//     store's, find little of the transfer's to write out, and a large
+//     file does not push other files out of memory.
 //   - A source that changes (size, modification time, or content, checked
 //     by reading the sent prefix back on every resume) fails the transfer:
 //     never a splice of two versions.

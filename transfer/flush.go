@@ -44,9 +44,11 @@ type flusher struct {
 	done chan struct{}
 
 	// The receiving goroutine's own: the file being written, where its
-	// last window handed to the flusher ends.
+	// last window handed to the flusher ends, and whether anything since
+	// went through the page cache.
 	name   string
 	handed int64
+	cached bool
 }
 
 // flushReq asks for name's data from from to to to be written out and
@@ -96,20 +98,27 @@ func (fl *flusher) flush(r flushReq) error {
 
 // start says that name is written from pos on.
 func (fl *flusher) start(name string, pos int64) {
-	fl.name, fl.handed = name, pos
+	fl.name, fl.handed, fl.cached = name, pos, false
 }
 
-// wrote says that the file being written holds every byte before pos;
-// each full window goes to the flusher. It waits while the flusher is
-// flushAhead windows behind, unless stop is closed meanwhile (then the
-// window goes with a later one).
-func (fl *flusher) wrote(pos int64, stop, cancel <-chan struct{}) {
+// wrote says that the file being written holds every byte before pos,
+// the last of them written with direct I/O or not; each full window
+// that went through the page cache, even in part, goes to the flusher
+// (one written directly has nothing there). It waits while the flusher
+// is flushAhead windows behind, unless stop is closed meanwhile (then
+// the window goes with a later one).
+func (fl *flusher) wrote(pos int64, direct bool, stop, cancel <-chan struct{}) {
+	fl.cached = fl.cached || !direct
 	if pos-fl.handed < flushWindow {
+		return
+	}
+	if !fl.cached {
+		fl.handed = pos
 		return
 	}
 	select {
 	case fl.reqs <- flushReq{name: fl.name, from: fl.handed, to: pos}:
-		fl.handed = pos
+		fl.handed, fl.cached = pos, false
 	case <-stop:
 	case <-cancel:
 	}

@@ -33,14 +33,14 @@ func TestFlusher(t *testing.T) {
 			t.Fatal(err)
 		}
 		pos += int64(len(chunk))
-		fl.wrote(pos, stop, nil)
+		fl.wrote(pos, false, stop, nil)
 	}
 	if fl.handed != 3*flushWindow {
 		t.Errorf("handed up to %d of %d written, want %d", fl.handed, pos, 3*flushWindow)
 	}
 	// A file that is not there (removed under the flusher) is an error.
 	fl.start("gone", 0)
-	fl.wrote(flushWindow, stop, nil)
+	fl.wrote(flushWindow, false, stop, nil)
 	select {
 	case err := <-fl.errs:
 		t.Logf("reported: %v", err)
@@ -56,11 +56,11 @@ func TestFlusher(t *testing.T) {
 	// A writer whose flusher is stuck waits, and stop frees it.
 	stuck := &flusher{reqs: make(chan flushReq, flushAhead), quit: make(chan struct{})}
 	for i := range flushAhead {
-		stuck.wrote(int64(i+1)*flushWindow, stop, nil)
+		stuck.wrote(int64(i+1)*flushWindow, false, stop, nil)
 	}
 	done := make(chan struct{})
 	go func() {
-		stuck.wrote(int64(flushAhead+1)*flushWindow, stop, nil)
+		stuck.wrote(int64(flushAhead+1)*flushWindow, false, stop, nil)
 		close(done)
 	}()
 	select {

@@ -503,10 +503,10 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 	defer ck.close()
 	fl := newFlusher(pr)
 	defer fl.close()
-	var f *os.File
+	var f *partialFile
 	defer func() {
 		if f != nil {
-			f.Close()
+			f.close()
 		}
 	}()
 	var sinceCk int64
@@ -572,14 +572,15 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = openPartial(pr, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos, t.entries[cur].Size); err != nil {
 						s.release(msg.buf)
 						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
 					fl.start(strconv.Itoa(cur), pos)
 				}
-				if _, err := f.WriteAt(msg.data, pos); err != nil {
+				direct, err := f.writeAt(msg.data, pos)
+				if err != nil {
 					s.release(msg.buf)
 					m.writeFailed(t, s, ck, point(), err)
 					return
@@ -587,7 +588,7 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				h.Write(msg.data)
 				s.release(msg.buf)
 				pos += n
-				fl.wrote(pos, stop, m.ctx.Done())
+				fl.wrote(pos, direct, stop, m.ctx.Done())
 				sinceCk += n
 				dirty = true
 				m.received(t, cur, pos, n, start, startDone)
@@ -606,12 +607,12 @@ func (m *Manager) receive(t *tx, s *stream, cur int, pos int64, ticker *time.Tic
 				}
 				if f == nil {
 					var err error
-					if f, err = openPartial(pr, cur, pos); err != nil {
+					if f, err = openPartial(pr, cur, pos, t.entries[cur].Size); err != nil {
 						m.writeFailed(t, s, ck, point(), err)
 						return
 					}
 				}
-				f.Close()
+				f.close()
 				f = nil
 				sum := h.Sum()
 				if !bytes.Equal(sum, msg.Hash) {
@@ -695,14 +696,26 @@ func (m *Manager) received(t *tx, cur int, pos, n int64, start time.Time, startD
 	}
 }
 
-// openPartial opens entry i's partial file to write at pos.
-// pr is the transfer's partial folder.
-func openPartial(pr *os.Root, i int, pos int64) (*os.File, error) {
+// openPartial opens entry i's partial file (of size bytes) to write at
+// pos, with direct I/O too where it can when the file is large
+// (direct.go). pr is the transfer's partial folder.
+func openPartial(pr *os.Root, i int, pos, size int64) (*partialFile, error) {
 	name := strconv.Itoa(i)
+	var f *os.File
+	var err error
 	if pos == 0 {
-		return createPartial(pr, name)
+		f, err = createPartial(pr, name)
+	} else {
+		f, err = openRegular(pr, name, os.O_WRONLY)
 	}
-	return openRegular(pr, name, os.O_WRONLY)
+	if err != nil {
+		return nil, err
+	}
+	pf := &partialFile{f: f}
+	if size >= directMin {
+		pf.d = openDirect(pr, name, f)
+	}
+	return pf, nil
 }
 
 // writeFailed ends a transfer on a local write error. A full disk keeps

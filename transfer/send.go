@@ -858,7 +858,10 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 			if buf == nil {
 				buf = make([]byte, frameHeader+dataHeader+ChunkSize)
 			}
-			n := int(min(ChunkSize, e.Size-pos))
+			// Chunks end at multiples of ChunkSize, even after a resume
+			// point between two: the receiver can write them directly
+			// (direct.go).
+			n := int(min(ChunkSize-pos%ChunkSize, e.Size-pos))
 			data := buf[frameHeader+dataHeader : frameHeader+dataHeader+n]
 			if _, err := f.ReadAt(data, pos); err != nil {
 				f.Close()

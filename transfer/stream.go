@@ -170,7 +170,7 @@ func (s *stream) read() {
 			return
 		}
 		if buf == nil {
-			buf = make([]byte, ChunkSize)
+			buf = alignedBuffer(ChunkSize) // for direct writes (direct.go)
 		}
 		k := n - dataHeader
 		// The deadline covers a whole chunk.
