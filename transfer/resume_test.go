@@ -14,9 +14,15 @@ var resumeOpts = Options{CheckpointBytes: 1 << 20, CheckpointMin: time.Milliseco
 func isInterrupted(e Event) bool { _, ok := e.(Interrupted); return ok }
 
 func TestCutAndResume(t *testing.T) {
-	l, a, b := pair(t, resumeOpts)
+	// Progress often enough, and data enough after the last cut point,
+	// that the transfer cannot end between the event that a cut waits
+	// for and the cut (at 250 ms a progress event lags by up to 2 MiB at
+	// this rate, and a cut found nothing left to cut).
+	opts := resumeOpts
+	opts.Progress = 20 * time.Millisecond
+	l, a, b := pair(t, opts)
 	src := filepath.Join(t.TempDir(), "video.mkv")
-	data := randomFile(t, src, 6<<20)
+	data := randomFile(t, src, 8<<20)
 	l.rate.Store(8 << 20)
 	in := a.offer(b, src)
 	b.accept(in.ID)
