@@ -65,6 +65,7 @@ type options struct {
 	noHist      bool
 	download    string
 	accept      string
+	yield       bool
 	json        bool
 	noBell      bool
 	waitPeers   int
@@ -89,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.noHist, "no-history", false, "keep no chat history (messages waiting for delivery are still kept on disk)")
 	fs.StringVar(&o.download, "download-dir", "", "where received files land (default: $XDG_DOWNLOAD_DIR/lanchat, else ~/Downloads/lanchat)")
 	fs.StringVar(&o.accept, "accept-from", "ask", "file offers: ask for each (ask), or accept those from peers trusted in known_peers (trusted)")
+	fs.BoolVar(&o.yield, "yield-to-chat", true, "while chat lines pass with a peer (in the last 10 s), send it files at half the rate they reach alone, so that chat stays fast; false: always at full speed")
 	fs.BoolVar(&o.noBroadcast, "no-broadcast", false, fmt.Sprintf("neither send nor hear the broadcast beacon (UDP port %d)", discovery.BeaconPort))
 	fs.StringVar(&o.peersFile, "peers-file", "", "file of nodes to connect to, one [ID@]HOST:PORT or invite line per line, re-read when it changes (default: the user config dir's lanchat/peers)")
 	fs.BoolVar(&o.json, "json", false, "print one JSON event per line")
@@ -351,6 +353,11 @@ func start(o options, logger *slog.Logger, logOut *console.LogWriter) error {
 				tm.PeerUp(id)
 			}
 		},
+		OnChat: func(id string) {
+			if tm := transfers.Load(); tm != nil {
+				tm.Chatting(id)
+			}
+		},
 		OnStream: func(kind, id string, c net.Conn) {
 			if tm := transfers.Load(); tm != nil && kind == peer.StreamTransfer {
 				tm.Accept(id, c)
@@ -497,7 +504,12 @@ func startTransfers(o options, node *peer.Node, id string, logger *slog.Logger) 
 	default:
 		return nil, fmt.Errorf("--accept-from %q: want ask or trusted", o.accept)
 	}
+	share := 0.0 // the default
+	if !o.yield {
+		share = 1
+	}
 	tm, err := transfer.New(transfer.Options{
+		ChatShare:   share,
 		Dialer:      node,
 		StateDir:    filepath.Join(stateDir(), "transfers", id[:16]),
 		DownloadDir: download,

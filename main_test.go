@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -35,6 +36,23 @@ func TestParseFlags(t *testing.T) {
 		}
 		if tt.err == nil && (o.name != "alice" || o.waitPeers != 2 || o.waitTimeout != 5*time.Second || !o.noBell) {
 			t.Errorf("%q: %+v", tt.args, o)
+		}
+	}
+}
+
+// TestYieldFlag: transfers yield to chat unless told not to.
+func TestYieldFlag(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		want bool
+	}{
+		{nil, true},
+		{[]string{"--yield-to-chat=false"}, false},
+		{[]string{"--yield-to-chat"}, true},
+	} {
+		o, err := parseFlags(tt.args, io.Discard)
+		if err != nil || o.yield != tt.want {
+			t.Errorf("%q: yield %v, %v; want %v", tt.args, o.yield, err, tt.want)
 		}
 	}
 }

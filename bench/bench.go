@@ -57,6 +57,8 @@ type options struct {
 	skipDurable bool
 	// transfers: the size of the large file; 0 skips the transfer rows.
 	transferSize int64
+	// noYield runs the transfer rows' nodes with --yield-to-chat=false.
+	noYield bool
 	// lanchat is the node binary (--lanchat), "" for the default.
 	lanchat string
 }
@@ -75,6 +77,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.BoolVar(&o.netns, "netns", false, "also measure between network namespaces: the raw baselines and two nodes, and with real mDNS discovery and the mesh, fan-out and memory of --nodes processes (root only)")
 	transferSize := fs.String("transfer-size", "1GiB", "with --netns, the size of the file sent between two node processes (such as 1GiB, 64MiB)")
 	skipTransfers := fs.Bool("skip-transfers", false, "leave out the file transfer rows")
+	yield := fs.Bool("yield-to-chat", true, "the transfer rows' nodes slow a transfer while chat passes (false: they run with --yield-to-chat=false)")
 	fs.StringVar(&o.lanchat, "lanchat", "", "the lanchat `binary` whose node processes are measured (default: lanchat beside this program)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: lanchat bench [flags]\n\nMeasures lanchat on loopback (and with --netns across network namespaces)\nagainst raw Go sockets measured in the same run.\n\nFlags:\n")
@@ -108,6 +111,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		}
 		o.transferSize = n
 	}
+	o.noYield = !*yield
 	return o, nil
 }
 

@@ -46,6 +46,8 @@ type transferPlan struct {
 	// cuts are the lengths of the cuts made to measure resume cost, one
 	// transfer each; none skips it.
 	cuts []time.Duration
+	// noYield: the nodes send at full speed while chatting.
+	noYield bool
 }
 
 // Cut lengths. A cut shorter than the transfer streams' idle timeout
@@ -151,7 +153,9 @@ func runTransfers(r *report, o options, progress func(string)) error {
 		progress("file transfers: not measured; they run between network namespaces (--netns)")
 		return nil
 	}
-	return transferFigures(r, defaultTransferPlan(o.transferSize), progress)
+	p := defaultTransferPlan(o.transferSize)
+	p.noYield = o.noYield
+	return transferFigures(r, p, progress)
 }
 
 // transferFigures adds the transfer rows to r.
@@ -185,13 +189,13 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 		return err
 	}
 
-	snd, rcv, stop, err := startTransferPair(l, 0, 1, dir, dl)
+	snd, rcv, stop, err := startTransferPair(l, 0, 1, dir, dl, p.noYield)
 	if err != nil {
 		return err
 	}
 	defer stop()
 
-	var raw, tl, tlh, xfer time.Duration
+	var raw, tl, tlh, xfer, chatting time.Duration
 	// Memory while idle is read before any transfer: a process keeps
 	// some of what a transfer made it take (the runtime gives memory
 	// back slowly).
@@ -261,7 +265,8 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 			return err
 		}
 		busy, err := watching(snd, rcv, p.chatEvery, fmt.Sprintf("busy%d", turn), func() error {
-			_, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, false)
+			took, err := sendChecked(snd, rcv, big, map[string]string{filepath.Base(big): bigSum}, false)
+			chatting += took
 			return err
 		})
 		if err != nil {
@@ -279,6 +284,11 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 	r.add(name+" vs raw TCP, hash checked (netns)", rate, "MB/s", mbs(raw), "≥ 0.6× raw (goal 0.75×)", yes(rate >= 0.6*mbs(raw)))
 	r.add(name+" vs Go TLS 1.3 (netns)", rate, "MB/s", mbs(tl), "", nil)
 	r.add(name+" vs TLS + BLAKE3 on both ends (netns)", rate, "MB/s", mbs(tlh), "", nil)
+	yields := "baseline: sent alone; it yields to chat"
+	if p.noYield {
+		yields = "baseline: sent alone; --yield-to-chat=false"
+	}
+	r.add(name+" while chatting with the receiver (netns)", mbs(chatting), "MB/s", rate, yields, nil)
 	il, bl := summarize(idleLat), summarize(busyLat)
 	r.add("chat one-way latency p50 to the receiver during it (netns)", ms(bl.p50), "ms", ms(il.p50), "baseline: nodes idle", nil)
 	r.add("chat one-way latency p99 to the receiver during it (netns)", ms(bl.p99), "ms", ms(il.p99), "≤ 5 ms", yes(bl.p99 <= 5*time.Millisecond))
@@ -344,13 +354,16 @@ func transferFigures(r *report, p transferPlan, progress func(string)) error {
 // (it is trusted in the receiver's known_peers, written before it
 // starts) into dl. It waits until they are connected. stop quits both and
 // waits for their event routers.
-func startTransferPair(l *lan, r, s int, dir, dl string) (snd, rcv *xproc, stop func(), err error) {
+func startTransferPair(l *lan, r, s int, dir, dl string, noYield bool) (snd, rcv *xproc, stop func(), err error) {
 	on := func(i int) func(exe string, args ...string) *exec.Cmd {
 		return func(exe string, args ...string) *exec.Cmd {
 			return l.command(i, exe, args...)
 		}
 	}
 	quiet := []string{"--no-mdns", "--no-broadcast"}
+	if noYield {
+		quiet = append(quiet, "--yield-to-chat=false")
+	}
 	sp, err := startProc(dir, "xs", on(s), quiet...)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("transfers: sender: %w", err)

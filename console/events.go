@@ -360,6 +360,8 @@ type TransferProgressEvent struct {
 	FileCount  int     `json:"file_count"`
 	Rate       float64 `json:"rate"`
 	ETAS       float64 `json:"eta_s"`
+	// Yielding: paced while chat passes with the peer.
+	Yielding bool `json:"yielding,omitempty"`
 }
 
 // TransferDoneEvent: a transfer ended with every file verified.

@@ -277,11 +277,14 @@ func (c *Console) showProgress(e transfer.Progress) {
 	if e.ETA > 0 {
 		line += " ETA " + e.ETA.Round(time.Second).String()
 	}
+	if e.Yielding {
+		line += " (yielding to chat)"
+	}
 	switch {
 	case c.cfg.JSON:
 		c.out.emit(TransferProgressEvent{TransferID: e.ID, ID: e.Peer, Direction: e.Dir.String(),
 			Bytes: e.Bytes, Total: e.Total, Files: e.Files, FileCount: e.FileCount,
-			Rate: e.Rate, ETAS: e.ETA.Seconds()}, "", false)
+			Rate: e.Rate, ETAS: e.ETA.Seconds(), Yielding: e.Yielding}, "", false)
 	case c.cfg.Terminal:
 		c.prog.mu.Lock()
 		if c.prog.running == nil {
@@ -324,7 +327,11 @@ func (c *Console) drawPrompt() {
 	c.prog.mu.Lock()
 	var parts []string
 	for _, e := range c.prog.running {
-		parts = append(parts, fmt.Sprintf("%s %s %d%%", e.ID[:min(4, len(e.ID))], arrow(e.Dir), percent(e.Bytes, e.Total)))
+		part := fmt.Sprintf("%s %s %d%%", e.ID[:min(4, len(e.ID))], arrow(e.Dir), percent(e.Bytes, e.Total))
+		if e.Yielding {
+			part += ", yielding"
+		}
+		parts = append(parts, part)
 	}
 	c.prog.mu.Unlock()
 	prefix := ""

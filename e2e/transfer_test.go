@@ -161,6 +161,22 @@ func TestTransfer(t *testing.T) {
 		id = offer(t, alice, bob, filepath.Join(src, "big.bin"))
 		bob.Send(t, "/accept "+id)
 		who.Wait(t, "progress of "+id, eventTimeout, is("transfer_progress", "transfer_id", id))
+		if who == bob {
+			// The receiver chats to the sender: the sender's transfer
+			// yields to it (and says so) while the lines pass.
+			mark := alice.Mark()
+			yielding := is("transfer_progress", "transfer_id", id, "yielding", true)
+			for i := 0; ; i++ {
+				bob.Send(t, fmt.Sprintf("/msg alice still there? %d", i))
+				if len(alice.Find(mark, yielding)) > 0 {
+					break
+				}
+				if i == 100 {
+					t.Fatalf("the sender never yielded to chat in 10 s%s", alice.diagnostics())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
 		who.Send(t, "/cancel "+id)
 		for _, n := range []*Node{alice, bob} {
 			if ev := done(t, n, id, eventTimeout); ev.Kind() != "transfer_cancelled" {

@@ -76,6 +76,13 @@ func (n *Node) tell(peerArg, text string, flags uint8) (Sent, error) {
 	return Sent{}, err
 }
 
+// chatting reports a chat line to or from a connected peer (Config.OnChat).
+func (n *Node) chatting(id string) {
+	if n.onChat != nil {
+		n.onChat(id)
+	}
+}
+
 // send queues a message for the peers to (ps, those of them connected or
 // away this session, when there is no store) and releases sendMu, which
 // the caller holds: ids are handed out and queued in one order. flags
@@ -91,6 +98,7 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 				errs = append(errs, err)
 				continue
 			}
+			n.chatting(p.id)
 			sent.To = append(sent.To, to[i])
 		}
 		n.sendMu.Unlock()
@@ -127,10 +135,14 @@ func (n *Node) send(ps []*Peer, to []Ref, direct bool, flags uint8, text string)
 		}
 		p.mu.Lock()
 		p.offerLocked(m, out.Queued)
-		if p.link != nil {
+		live := p.link != nil
+		if live {
 			q.live = append(q.live, p.name)
 		}
 		p.mu.Unlock()
+		if live {
+			n.chatting(r.ID)
+		}
 	}
 	select {
 	case n.pumpq <- q:

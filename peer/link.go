@@ -330,6 +330,7 @@ func (l *link) handleFrame(t transport.Type, payload []byte, at time.Time) error
 		if err != nil {
 			return err
 		}
+		l.n.chatting(l.id)
 		if l.n.store != nil {
 			return l.receiveStored(m, at)
 		}

@@ -84,6 +84,9 @@ type Config struct {
 	// OnStream takes inbound streams (transfers) from connected peers;
 	// without it they are refused.
 	OnStream OnStream
+	// OnChat is called when a chat line is sent to or arrives from a
+	// connected peer (transfers make room for it); it must not block.
+	OnChat func(peerID string)
 	// ConfirmShown: the reader of the events calls Chat.Shown once it
 	// has shown a message (written it out). With a store, a message is
 	// then acknowledged only once shown, so that a crash between storing
@@ -173,6 +176,7 @@ type Node struct {
 
 	onLost   func()
 	onUp     func(peerID string)
+	onChat   func(peerID string)
 	onStream OnStream
 	confirm  bool
 	// streams counts the inbound streams handed over, per peer.
@@ -260,6 +264,7 @@ func New(cfg Config) (*Node, error) {
 		peers:       map[string]*Peer{},
 		onLost:      cfg.OnPeerLost,
 		onUp:        cfg.OnPeerUp,
+		onChat:      cfg.OnChat,
 		onStream:    cfg.OnStream,
 		confirm:     cfg.ConfirmShown,
 		streams:     map[string]int{},

@@ -28,6 +28,7 @@ func (n *Node) TellUDP(peerArg, text string, action bool) (Info, error) {
 	if err := n.sendDatagram(l, l.udpTarget(), m); err != nil {
 		return l.info(), fmt.Errorf("message not sent over udp: %w", err)
 	}
+	n.chatting(l.id)
 	return l.info(), nil
 }
 
@@ -39,6 +40,7 @@ func (n *Node) udpChat(l *link, payload []byte, at time.Time) error {
 	if err != nil {
 		return err
 	}
+	n.chatting(l.id)
 	ev := Chat{From: l.p.ref(), Text: m.Text, Direct: true, UDP: true, At: at, Sent: time.Unix(0, m.Sent),
 		Action: m.Flags&transport.ChatAction != 0}
 	if !n.tryEmit(ev) {

@@ -54,6 +54,10 @@
 //     with a Go processor of its own, given back when the last data
 //     goroutine ends (procs.go): on a busy machine chat and commands run
 //     first, and never wait for a processor a data goroutine holds.
+//   - Chat first: while chat lines pass with the peer (Manager.Chatting,
+//     within Options.ChatWindow of the last), the sender paces its data
+//     to Options.ChatShare of the rate it measured while none did
+//     (pace.go), and its Progress events say Yielding.
 //   - Memory is bounded per transfer (a few 256 KiB buffers per side),
 //     whatever the size of the files.
 //

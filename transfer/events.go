@@ -124,6 +124,9 @@ type Progress struct {
 	Rate      float64
 	ETA       time.Duration // 0 when unknown
 	FileCount int
+	// Yielding: the sender paces its data while chat passes with the
+	// peer (Manager.Chatting), so Rate is lower for now.
+	Yielding bool
 }
 
 // Done: every file arrived and was verified. Both sides get it.

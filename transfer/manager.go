@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -79,6 +80,11 @@ type Options struct {
 	// KeepFinished is how many ended transfers are kept for List and
 	// their state files (100).
 	KeepFinished int
+	// ChatShare is the share of its rate a transfer keeps while chat
+	// lines pass between the two peers, within ChatWindow (10 s) of the
+	// last one (see pace.go): 0.5 by default; 1 or more never slows it.
+	ChatShare  float64
+	ChatWindow time.Duration
 
 	// hash overrides the offered hash (tests and benchmarks).
 	hash hashAlg
@@ -111,6 +117,10 @@ func (o *Options) defaults() {
 		o.MaxFiles = 100_000
 	}
 	o.MaxFiles = min(o.MaxFiles, maxOfferEntries)
+	if o.ChatShare <= 0 {
+		o.ChatShare = 0.5
+	}
+	def(&o.ChatWindow, 10*time.Second)
 	if o.KeepFinished <= 0 {
 		o.KeepFinished = 100
 	}
@@ -163,6 +173,9 @@ type Manager struct {
 	saveq  chan saveReq
 	// bigReads bounds the large offers being read at once.
 	bigReads chan struct{}
+	// producing counts the senders reading data now (Chatting has
+	// nothing to do without one).
+	producing atomic.Int32
 
 	// Lock order: Manager.mu, then tx.mu. No I/O under either.
 	mu      sync.Mutex // protects following
@@ -485,6 +498,23 @@ func (m *Manager) PeerUp(peerID string) {
 			case t.kick <- struct{}{}:
 			default:
 			}
+		}
+	}
+}
+
+// Chatting tells the manager that a chat line just passed to or from
+// peerID: the transfers sending to it make room for chat (pace.go). It
+// never blocks and costs next to nothing while nothing is being sent.
+func (m *Manager) Chatting(peerID string) {
+	if m.producing.Load() == 0 {
+		return
+	}
+	now := monoNanos(time.Now())
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, t := range m.txs {
+		if t.peer == peerID && t.dir == Send {
+			t.chatAt.Store(now)
 		}
 	}
 }

@@ -623,7 +623,8 @@ func (m *Manager) sent(t *tx, n int, start time.Time, startDone int64) {
 }
 
 func (t *tx) progressLocked(start time.Time, startDone int64) *Progress {
-	p := &Progress{ID: t.id, Peer: t.peer, Dir: t.dir, Bytes: t.done, Total: t.total, Files: t.filesDone, FileCount: t.files}
+	p := &Progress{ID: t.id, Peer: t.peer, Dir: t.dir, Bytes: t.done, Total: t.total, Files: t.filesDone, FileCount: t.files,
+		Yielding: t.yielding.Load()}
 	if el := time.Since(start).Seconds(); el > 0 {
 		p.Rate = float64(t.done-startDone) / el
 		if p.Rate > 0 {
@@ -813,6 +814,10 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 		}
 	}
 	failf := func(c code, err error) { put(sendItem{kind: itemFail, code: c, err: err}) }
+	t.m.producing.Add(1)
+	defer t.m.producing.Add(-1)
+	defer t.yielding.Store(false)
+	pace := t.newPacer(&t.m.opt)
 	for i := from; i < len(t.entries); i++ {
 		e, src := t.entries[i], t.src[i]
 		if e.Dir {
@@ -848,6 +853,14 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 				}
 			default:
 			}
+			// Chunks end at multiples of ChunkSize, even after a resume
+			// point between two: the receiver can write them directly
+			// (direct.go).
+			n := int(min(ChunkSize-pos%ChunkSize, e.Size-pos))
+			if !pace.wait(ctx, n) {
+				f.Close()
+				return
+			}
 			var buf []byte
 			select {
 			case buf = <-free:
@@ -858,10 +871,6 @@ func (t *tx) produce(ctx context.Context, from int, off int64, h hasher, verifie
 			if buf == nil {
 				buf = make([]byte, frameHeader+dataHeader+ChunkSize)
 			}
-			// Chunks end at multiples of ChunkSize, even after a resume
-			// point between two: the receiver can write them directly
-			// (direct.go).
-			n := int(min(ChunkSize-pos%ChunkSize, e.Size-pos))
 			data := buf[frameHeader+dataHeader : frameHeader+dataHeader+n]
 			if _, err := f.ReadAt(data, pos); err != nil {
 				f.Close()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,11 @@ type tx struct {
 	// skipped counts what a sender's folder held that is not sent
 	// (symbolic links, devices, sockets).
 	skipped int
+	// chatAt is when a chat line last passed with the peer (monoNanos,
+	// 0: never), and yielding says that the data is paced for it
+	// (pace.go).
+	chatAt   atomic.Int64
+	yielding atomic.Bool
 
 	mu sync.Mutex // protects following
 	// stop is closed when the transfer reaches a final state.
