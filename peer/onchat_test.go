@@ -1,12 +1,10 @@
 package peer
 
 import (
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"lanchat/identity"
 	"lanchat/store"
 )
 
@@ -55,16 +53,12 @@ func TestOnChat(t *testing.T) {
 			start := func(name string, seen *chatSeen) *testNode {
 				cfg := Config{Name: name, OnChat: seen.add}
 				if durable {
-					id, err := identity.New()
+					h := newHost(t, name)
+					st, err := store.Open(h.path, store.Options{})
 					if err != nil {
 						t.Fatal(err)
 					}
-					known, _ := identity.LoadKnown("")
-					st, err := store.Open(filepath.Join(t.TempDir(), "store.db"), store.Options{})
-					if err != nil {
-						t.Fatal(err)
-					}
-					cfg.Identity, cfg.Known, cfg.Store = id, known, st
+					cfg.Identity, cfg.Known, cfg.Store = h.id, h.known, st
 				}
 				return startNodeWith(t, cfg)
 			}
